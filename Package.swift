@@ -1,0 +1,57 @@
+// swift-tools-version:6.1
+// Kinema: Wan-family video diffusion inference in Swift.
+// Layers import downward only: CKinema → KinemaCore → KinemaCPU / KinemaCUDA → KinemaNN → KinemaIO →
+// KinemaModels → KinemaPipeline → kinema (CLI). See docs/ARCHITECTURE.md.
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+// Numeric kernels are compiled optimized even in debug builds: `swift test` runs real model forwards,
+// and unoptimized Swift loops are 50–100× slower.
+// Kernel code shares raw pointers across worker threads by design, which Swift 6's data-race checking
+// cannot express; those targets use the Swift 5 language mode.
+let kernels: [SwiftSetting] = strict + [
+    .unsafeFlags(["-O", "-enforce-exclusivity=unchecked"]),
+    .swiftLanguageMode(.v5),
+]
+
+let package = Package(
+    name: "Kinema",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "kinema", targets: ["kinema"]),
+        .library(name: "Kinema", targets: ["KinemaPipeline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        .target(name: "CKinema", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "KinemaCore", dependencies: ["CKinema"], swiftSettings: kernels),
+        .target(name: "KinemaCPU", dependencies: ["KinemaCore", "CKinema"], swiftSettings: kernels),
+        .target(name: "KinemaCUDA", dependencies: ["KinemaCore", "CKinema"], swiftSettings: strict),
+        .target(name: "KinemaNN", dependencies: ["KinemaCore"], swiftSettings: strict),
+        .target(name: "KinemaIO", dependencies: ["KinemaCore"], swiftSettings: strict),
+        .target(name: "KinemaModels", dependencies: ["KinemaCore", "KinemaNN", "KinemaIO"], swiftSettings: strict),
+        .target(
+            name: "KinemaPipeline",
+            dependencies: ["KinemaCore", "KinemaCPU", "KinemaCUDA", "KinemaNN", "KinemaIO", "KinemaModels"],
+            swiftSettings: strict),
+        .executableTarget(
+            name: "kinema",
+            dependencies: [
+                "KinemaPipeline",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        .target(name: "KinemaTestSupport", dependencies: ["KinemaCore", "KinemaIO"], path: "Tests/KinemaTestSupport"),
+        .testTarget(name: "KinemaCoreTests", dependencies: ["KinemaCore", "KinemaTestSupport"]),
+        .testTarget(name: "KinemaCPUTests", dependencies: ["KinemaCPU", "KinemaTestSupport"]),
+        .testTarget(name: "KinemaIOTests", dependencies: ["KinemaIO", "KinemaTestSupport"]),
+        .testTarget(name: "KinemaNNTests", dependencies: ["KinemaNN", "KinemaCPU", "KinemaTestSupport"]),
+        .testTarget(
+            name: "KinemaModelsTests",
+            dependencies: ["KinemaModels", "KinemaCPU", "KinemaPipeline", "KinemaTestSupport"]),
+    ]
+)

@@ -1,0 +1,84 @@
+// The operations a compute device provides. Model code calls these through `any Backend`, so the same
+// model runs on the CPU reference backend and on CUDA.
+//
+// Conventions shared by every implementation:
+// - Inputs may be arbitrary strided views unless a method says otherwise.
+// - Arithmetic is done in f32 whatever the storage dtype (bf16/f16/f8 are loaded, computed in f32 and
+//   rounded once on store); reductions accumulate in f32 or wider.
+// - The result has the dtype of the first (activation) operand unless stated; weights, norm parameters
+//   and tables may have another float dtype.
+// - Results are new contiguous tensors on the backend's device.
+
+public enum UnaryOp: String, Sendable, CaseIterable {
+    case silu, geluTanh, geluExact, exp, neg, sqrt, rsqrt, tanh, sigmoid, square, abs, sin, cos
+}
+
+public enum BinaryOp: String, Sendable, CaseIterable {
+    case add, sub, mul, div, maximum, minimum
+}
+
+public enum ReduceOp: String, Sendable, CaseIterable {
+    case sum, mean, max
+}
+
+public protocol Backend: AnyObject, Sendable {
+    var device: Device { get }
+
+    /// Copies a tensor from any device to this backend's device (a no-op for tensors already there).
+    func upload(_ x: Tensor) throws -> Tensor
+    /// Copies a tensor from this backend's device to host memory, contiguous.
+    func download(_ x: Tensor) throws -> Tensor
+    /// A zero-filled tensor on this device.
+    func zeros(_ shape: [Int], dtype: DType) throws -> Tensor
+
+    /// Returns `x` itself when already contiguous, else a contiguous copy.
+    func contiguous(_ x: Tensor) throws -> Tensor
+    /// Converts element type (rounding as PyTorch does; f8e4m3 uses `Float8Overflow.nan`, PyTorch's cast).
+    func cast(_ x: Tensor, to dtype: DType) throws -> Tensor
+
+    func unary(_ op: UnaryOp, _ x: Tensor) throws -> Tensor
+    /// Elementwise with NumPy broadcasting. Result dtype: f32 if either operand is f32, else `a.dtype`.
+    func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) throws -> Tensor
+    /// `x · scale + shift` with scalars.
+    func affine(_ x: Tensor, scale: Float, shift: Float) throws -> Tensor
+    /// Reduces over `axes`; `mean` and `sum` accumulate in f64.
+    func reduce(_ op: ReduceOp, _ x: Tensor, axes: [Int], keepDims: Bool) throws -> Tensor
+
+    /// Softmax over the last axis.
+    func softmax(_ x: Tensor) throws -> Tensor
+    /// LayerNorm over the last axis; statistics in f32. `weight`/`bias` are [D] or nil.
+    func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) throws -> Tensor
+    /// RMSNorm over the last axis: x / sqrt(mean(x²) + eps) · weight; statistics in f32.
+    func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) throws -> Tensor
+
+    /// Batched matrix product [..., M, K] · [..., K, N] → [..., M, N]; batch axes broadcast.
+    func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor
+    /// x [..., in] · weightᵀ + bias, weight [out, in], bias [out] or nil.
+    func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor
+    /// Scaled dot-product attention without a mask. query [B, H, Lq, D], key [B, H, Lk, D],
+    /// value [B, H, Lk, Dv] → [B, H, Lq, Dv]. Inputs may be strided views with unit last stride.
+    /// Works in O(Lq + Lk) extra memory per head (never materializes Lq × Lk).
+    func attention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws -> Tensor
+    /// Rotary embedding on interleaved pairs: x [B, L, H, D]; cos, sin [L, D/2] (f32).
+    /// (x[2i], x[2i+1]) ↦ (x[2i]·cos − x[2i+1]·sin, x[2i]·sin + x[2i+1]·cos).
+    func rope(_ x: Tensor, cos: Tensor, sin: Tensor) throws -> Tensor
+    /// Concatenates along `axis`; all other axes must match.
+    func concat(_ xs: [Tensor], axis: Int) throws -> Tensor
+    /// 3-D convolution (cross-correlation, as PyTorch). x [B, Cin, T, H, W], weight [Cout, Cin, kT, kH, kW],
+    /// bias [Cout] or nil; zero padding applied symmetrically per axis.
+    func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) throws -> Tensor
+}
+
+extension Backend {
+    /// A view when strides allow, otherwise a contiguous copy reshaped.
+    public func reshape(_ x: Tensor, _ shape: [Int]) throws -> Tensor {
+        if let view = try x.viewed(as: shape) { return view }
+        guard let view = try contiguous(x).viewed(as: shape) else {
+            throw KinemaError.shapeMismatch(context: "reshape", expected: "\(shape)", found: "\(x.shape)")
+        }
+        return view
+    }
+
+    public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(.add, a, b) }
+    public func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(.mul, a, b) }
+}

@@ -1,0 +1,51 @@
+import Foundation
+
+// The bytes behind one or more tensors. Host storage is either owned (allocated here, freed on deinit) or
+// borrowed from a longer-lived owner such as a memory-mapped checkpoint, which `keepAlive` retains.
+
+public final class Storage: @unchecked Sendable {
+    public let device: Device
+    public let byteCount: Int
+    /// Host address of the first byte (CPU), or the device address (CUDA) carried as a raw pointer.
+    public let base: UnsafeMutableRawPointer
+    private let release: (@Sendable (UnsafeMutableRawPointer) -> Void)?
+    private let keepAlive: AnyObject?
+
+    /// Allocates zeroed host memory, 64-byte aligned.
+    public init(hostBytes byteCount: Int) throws {
+        let size = max(byteCount, 1)
+        var pointer: UnsafeMutableRawPointer?
+        guard posix_memalign(&pointer, 64, size) == 0, let pointer else {
+            throw KinemaError.outOfMemory(requestedBytes: byteCount, detail: "host allocation failed")
+        }
+        memset(pointer, 0, size)
+        self.device = .cpu
+        self.byteCount = byteCount
+        self.base = pointer
+        self.release = { free($0) }
+        self.keepAlive = nil
+    }
+
+    /// Wraps memory owned elsewhere; `owner` is retained for as long as this storage lives.
+    public init(borrowing base: UnsafeMutableRawPointer, byteCount: Int, device: Device = .cpu, owner: AnyObject?) {
+        self.device = device
+        self.byteCount = byteCount
+        self.base = base
+        self.release = nil
+        self.keepAlive = owner
+    }
+
+    /// Takes ownership of memory from another allocator (e.g. a CUDA allocation) with its own release.
+    public init(
+        adopting base: UnsafeMutableRawPointer, byteCount: Int, device: Device,
+        release: @escaping @Sendable (UnsafeMutableRawPointer) -> Void
+    ) {
+        self.device = device
+        self.byteCount = byteCount
+        self.base = base
+        self.release = release
+        self.keepAlive = nil
+    }
+
+    deinit { release?(base) }
+}
