@@ -13,12 +13,23 @@ let kernels: [SwiftSetting] = strict + [
     .unsafeFlags(["-O", "-enforce-exclusivity=unchecked"]),
     .swiftLanguageMode(.v5),
 ]
+// GEMM micro-kernels for wider x86 vector units live in their own modules, compiled for a named CPU; KinemaCPU
+// picks one at run time from CPUID (Sources/CKinema/cpu.c), so the binary still runs on baseline x86-64.
+// On other architectures these modules compile to nothing.
+#if arch(x86_64)
+let haswellKernels: [SwiftSetting] = kernels + [.unsafeFlags(["-target-cpu", "haswell"])]
+let avx512Kernels: [SwiftSetting] = kernels + [.unsafeFlags(["-target-cpu", "skylake-avx512"])]
+#else
+let haswellKernels: [SwiftSetting] = kernels
+let avx512Kernels: [SwiftSetting] = kernels
+#endif
 
 let package = Package(
     name: "Kinema",
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "kinema", targets: ["kinema"]),
+        .executable(name: "kinema-gemm-bench", targets: ["kinema-gemm-bench"]),
         .library(name: "Kinema", targets: ["KinemaPipeline"]),
     ],
     dependencies: [
@@ -28,7 +39,11 @@ let package = Package(
     targets: [
         .target(name: "CKinema", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "KinemaCore", dependencies: ["CKinema"], swiftSettings: kernels),
-        .target(name: "KinemaCPU", dependencies: ["KinemaCore", "CKinema"], swiftSettings: kernels),
+        .target(name: "KinemaKernelsAVX2", dependencies: ["CKinema"], swiftSettings: haswellKernels),
+        .target(name: "KinemaKernelsAVX512", dependencies: ["CKinema"], swiftSettings: avx512Kernels),
+        .target(
+            name: "KinemaCPU", dependencies: ["KinemaCore", "CKinema", "KinemaKernelsAVX2", "KinemaKernelsAVX512"],
+            swiftSettings: kernels),
         .target(name: "KinemaCUDA", dependencies: ["KinemaCore", "CKinema"], swiftSettings: strict),
         .target(name: "KinemaNN", dependencies: ["KinemaCore"], swiftSettings: strict),
         .target(name: "KinemaIO", dependencies: ["KinemaCore"], swiftSettings: strict),
@@ -45,6 +60,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        .executableTarget(name: "kinema-gemm-bench", dependencies: ["KinemaCPU", "KinemaCore"], swiftSettings: kernels),
         .target(name: "KinemaTestSupport", dependencies: ["KinemaCore", "KinemaIO"], path: "Tests/KinemaTestSupport"),
         .testTarget(name: "KinemaCoreTests", dependencies: ["KinemaCore", "KinemaTestSupport"]),
         .testTarget(name: "KinemaCPUTests", dependencies: ["KinemaCPU", "KinemaTestSupport"]),

@@ -25,10 +25,6 @@ enum CPUNorms {
 enum CPURope {
     static func apply(_ x: Tensor, cos: Tensor, sin: Tensor) throws -> Tensor { throw KinemaError.unsupported("rope") }
 }
-enum CPUMatmul {
-    static func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor { throw KinemaError.unsupported("matmul") }
-    static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor { throw KinemaError.unsupported("linear") }
-}
 enum CPUAttention {
     static func attention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws -> Tensor { throw KinemaError.unsupported("attention") }
 }
