@@ -65,17 +65,19 @@ enum CPUOperands {
         return try x.floats()
     }
 
-    /// Rounds `rows` rows of `columns` f32 values (row stride `sourceStride`) into a contiguous region of
-    /// `output` starting at element `start`, once, to the output dtype.
+    /// Rounds `rows` rows of `columns` f32 values (row stride `sourceStride`) into the contiguous tensor
+    /// `output` from element `start`, rows `outputStride` elements apart (default: packed), once.
     static func store(
-        _ source: UnsafePointer<Float>, rows: Int, columns: Int, sourceStride: Int, into output: Tensor, start: Int
+        _ source: UnsafePointer<Float>, rows: Int, columns: Int, sourceStride: Int, into output: Tensor, start: Int,
+        outputStride: Int? = nil
     ) throws {
         let base = output.hostPointer
         let size = output.dtype.byteSize
+        let stride = outputStride ?? columns
         for row in 0..<rows {
             try HostElements.store(
                 UnsafeBufferPointer(start: source + row * sourceStride, count: columns),
-                into: base + (start + row * columns) * size, dtype: output.dtype)
+                into: base + (start + row * stride) * size, dtype: output.dtype)
         }
     }
 }

@@ -25,9 +25,3 @@ enum CPUNorms {
 enum CPURope {
     static func apply(_ x: Tensor, cos: Tensor, sin: Tensor) throws -> Tensor { throw KinemaError.unsupported("rope") }
 }
-enum CPUAttention {
-    static func attention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws -> Tensor { throw KinemaError.unsupported("attention") }
-}
-enum CPUConv {
-    static func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) throws -> Tensor { throw KinemaError.unsupported("conv3d") }
-}

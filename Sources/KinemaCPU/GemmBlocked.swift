@@ -93,24 +93,27 @@ enum BlockedGemm {
         }
     }
 
-    /// Multiplies a packed Ã block (`rows` rows, ⌈rows/MR⌉ slivers of MR·depth floats) by the B̃ slivers in
-    /// `slivers` (sliver t at b + t·bSliverStride, NR floats per depth step; `columns` valid columns counted
-    /// from sliver 0) into C, whose (0, 0) is the block's first row and the panel's first column.
+    /// Multiplies an Ã block of `rows` rows by the B̃ slivers in `slivers` (sliver t at b + t·bSliverStride,
+    /// NR floats per depth step; `columns` valid columns counted from sliver 0) into C, whose (0, 0) is the
+    /// block's first row and the panel's first column. Ã sliver s starts at a + s·aSliverStride and steps
+    /// aStepStride floats per depth step; the defaults (0) mean packed: MR·depth and MR.
     @inline(__always)
     static func macroKernel(
-        _ kernel: Microkernel, depth: Int, a: UnsafePointer<Float>, rows: Int, b: UnsafePointer<Float>,
-        bSliverStride: Int, slivers: Range<Int>, columns: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
-        accumulate: Bool
+        _ kernel: Microkernel, depth: Int, a: UnsafePointer<Float>, aSliverStride: Int = 0, aStepStride: Int = 0,
+        rows: Int, b: UnsafePointer<Float>, bSliverStride: Int, slivers: Range<Int>, columns: Int,
+        c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool
     ) {
         let mr = kernel.rows, nr = kernel.columns
+        let sliverStride = aSliverStride == 0 ? mr * depth : aSliverStride
+        let stepStride = aStepStride == 0 ? mr : aStepStride
         let run = kernel.run
         var row = 0
         while row < rows {
-            let aSliver = a + row * depth
+            let aSliver = a + (row / mr) * sliverStride
             let rowsHere = min(mr, rows - row)
             for sliver in slivers {
                 let column = sliver * nr
-                run(depth, aSliver, b + sliver * bSliverStride, c + row * ldc + column, ldc, rowsHere,
+                run(depth, aSliver, stepStride, b + sliver * bSliverStride, c + row * ldc + column, ldc, rowsHere,
                     min(nr, columns - column), accumulate)
             }
             row += mr

@@ -6,7 +6,8 @@ import KinemaKernelsAVX512
 //
 // A micro-kernel computes one rows×columns tile of C from packed panels (see GemmPacking.swift):
 //   C[0..<rows, 0..<columns] = (accumulate ? C : 0) + Ã·B̃ over `depth` steps, where
-//   Ã holds `rows` floats per step (ã[k·rows + i] = A[i, k]) and B̃ holds `columns` floats per step.
+//   Ã holds `rows` floats per step, `aStride` apart (ã[k·aStride + i] = A[i, k]; aStride = rows when packed,
+//   attention passes a transposed score block in place) and B̃ holds `columns` floats per step.
 // The wide x86 kernels live in KinemaKernelsAVX2 / KinemaKernelsAVX512, modules compiled for those CPUs; the
 // portable kernel below is compiled for baseline x86-64 (SSE2, no FMA) or the host architecture.
 
@@ -14,8 +15,8 @@ import KinemaKernelsAVX512
 /// (@unchecked: entries are plain stateless functions.)
 struct Microkernel: @unchecked Sendable {
     typealias Entry = (
-        _ depth: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
-        _ ldc: Int, _ rows: Int, _ columns: Int, _ accumulate: Bool
+        _ depth: Int, _ a: UnsafePointer<Float>, _ aStride: Int, _ b: UnsafePointer<Float>,
+        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ rows: Int, _ columns: Int, _ accumulate: Bool
     ) -> Void
 
     let name: String
@@ -57,8 +58,8 @@ struct Microkernel: @unchecked Sendable {
 
 enum PortableMicrokernel {
     static func run(
-        depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
-        rows: Int, columns: Int, accumulate: Bool
+        depth: Int, a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+        ldc: Int, rows: Int, columns: Int, accumulate: Bool
     ) {
         typealias Vector = SIMD8<Float>
         var c0 = Vector(), c1 = Vector(), c2 = Vector(), c3 = Vector()
@@ -70,7 +71,7 @@ enum PortableMicrokernel {
             c1 += Vector(repeating: pa[1]) * b0
             c2 += Vector(repeating: pa[2]) * b0
             c3 += Vector(repeating: pa[3]) * b0
-            pa += 4
+            pa += aStride
             pb += 32
         }
         let tile = (c0, c1, c2, c3)

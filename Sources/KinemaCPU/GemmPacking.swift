@@ -36,6 +36,16 @@ public struct GemmOperand {
         self.columnStride = columnStride
     }
 
+    /// For internal callers whose arguments are correct by construction (no checks).
+    init(unchecked base: UnsafeRawPointer, dtype: DType, rows: Int, columns: Int, rowStride: Int, columnStride: Int) {
+        self.base = base
+        self.dtype = dtype
+        self.rows = rows
+        self.columns = columns
+        self.rowStride = rowStride
+        self.columnStride = columnStride
+    }
+
     /// A row-major f32 matrix with leading dimension `rowStride` (≥ columns).
     public init(_ pointer: UnsafePointer<Float>, rows: Int, columns: Int, rowStride: Int? = nil) throws {
         try self.init(

@@ -14,12 +14,13 @@ public enum AVX2Microkernel {
     @inlinable public static var columns: Int { 16 }
 
     /// C[0..<rows, 0..<columns] (row stride `ldc`) = (accumulate ? C : 0) + A·B over `depth` steps, where
-    /// A is packed depth-major with 6 floats per step (a[k·6 + i] = A[i, k]) and B with 16 floats per
+    /// A holds 6 floats per step, `aStride` floats apart (a[k·aStride + i] = A[i, k]; aStride = 6 when
+    /// packed) and B with 16 floats per
     /// step (b[k·16 + j] = B[k, j]). Panels are zero-padded to the full 6×16 tile; `rows` ≤ 6 and
     /// `columns` ≤ 16 select the corner of C that is written.
     public static func run(
-        depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
-        rows: Int, columns: Int, accumulate: Bool
+        depth: Int, a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+        ldc: Int, rows: Int, columns: Int, accumulate: Bool
     ) {
         typealias Vector = SIMD8<Float>
         // Accumulator c<i>_<j> holds C[i, 8j ..< 8j + 8]; all 12 stay in vector registers for the whole loop.
@@ -40,7 +41,7 @@ public enum AVX2Microkernel {
             s = Vector(repeating: pa[3]); c3_0.addProduct(s, b0); c3_1.addProduct(s, b1)
             s = Vector(repeating: pa[4]); c4_0.addProduct(s, b0); c4_1.addProduct(s, b1)
             s = Vector(repeating: pa[5]); c5_0.addProduct(s, b0); c5_1.addProduct(s, b1)
-            pa += 6
+            pa += aStride
             pb += 64
         }
         if rows == 6 && columns == 16 {

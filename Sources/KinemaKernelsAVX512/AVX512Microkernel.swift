@@ -18,12 +18,13 @@ public enum AVX512Microkernel {
     @inlinable public static var columns: Int { 32 }
 
     /// C[0..<rows, 0..<columns] (row stride `ldc`) = (accumulate ? C : 0) + A·B over `depth` steps, where
-    /// A is packed depth-major with 12 floats per step (a[k·12 + i] = A[i, k]) and B with 32 floats per
+    /// A holds 12 floats per step, `aStride` floats apart (a[k·aStride + i] = A[i, k]; aStride = 12 when
+    /// packed) and B with 32 floats per
     /// step (b[k·32 + j] = B[k, j]). Panels are zero-padded to the full 12×32 tile; `rows` ≤ 12 and
     /// `columns` ≤ 32 select the corner of C that is written.
     public static func run(
-        depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
-        rows: Int, columns: Int, accumulate: Bool
+        depth: Int, a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
+        ldc: Int, rows: Int, columns: Int, accumulate: Bool
     ) {
         typealias Vector = SIMD16<Float>
         // C is usually far away (L3 or DRAM: a row of C is N floats long); start fetching the tile now so
@@ -62,7 +63,7 @@ public enum AVX512Microkernel {
             s = Vector(repeating: pa[9]); c9_0.addProduct(s, b0); c9_1.addProduct(s, b1)
             s = Vector(repeating: pa[10]); c10_0.addProduct(s, b0); c10_1.addProduct(s, b1)
             s = Vector(repeating: pa[11]); c11_0.addProduct(s, b0); c11_1.addProduct(s, b1)
-            pa += 12
+            pa += aStride
             pb += 128
         }
         if rows == 12 && columns == 32 {
