@@ -39,10 +39,12 @@ let package = Package(
     targets: [
         .target(name: "CKinema", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "KinemaCore", dependencies: ["CKinema"], swiftSettings: kernels),
-        .target(name: "KinemaKernelsAVX2", dependencies: ["CKinema"], swiftSettings: haswellKernels),
-        .target(name: "KinemaKernelsAVX512", dependencies: ["CKinema"], swiftSettings: avx512Kernels),
+        .target(name: "KinemaVectorMath", swiftSettings: kernels),
+        .target(name: "KinemaKernelsAVX2", dependencies: ["CKinema", "KinemaVectorMath"], swiftSettings: haswellKernels),
+        .target(name: "KinemaKernelsAVX512", dependencies: ["CKinema", "KinemaVectorMath"], swiftSettings: avx512Kernels),
         .target(
-            name: "KinemaCPU", dependencies: ["KinemaCore", "CKinema", "KinemaKernelsAVX2", "KinemaKernelsAVX512"],
+            name: "KinemaCPU",
+            dependencies: ["KinemaCore", "CKinema", "KinemaVectorMath", "KinemaKernelsAVX2", "KinemaKernelsAVX512"],
             swiftSettings: kernels),
         .target(name: "KinemaCUDA", dependencies: ["KinemaCore", "CKinema"], swiftSettings: strict),
         .target(name: "KinemaNN", dependencies: ["KinemaCore"], swiftSettings: strict),
@@ -63,7 +65,7 @@ let package = Package(
         .executableTarget(name: "kinema-gemm-bench", dependencies: ["KinemaCPU", "KinemaCore"], swiftSettings: kernels),
         .target(name: "KinemaTestSupport", dependencies: ["KinemaCore", "KinemaIO"], path: "Tests/KinemaTestSupport"),
         .testTarget(name: "KinemaCoreTests", dependencies: ["KinemaCore", "KinemaTestSupport"]),
-        .testTarget(name: "KinemaCPUTests", dependencies: ["KinemaCPU", "KinemaTestSupport"]),
+        .testTarget(name: "KinemaCPUTests", dependencies: ["KinemaCPU", "KinemaVectorMath", "KinemaTestSupport"]),
         .testTarget(name: "KinemaIOTests", dependencies: ["KinemaIO", "KinemaTestSupport"]),
         .testTarget(name: "KinemaNNTests", dependencies: ["KinemaNN", "KinemaCPU", "KinemaTestSupport"]),
         .testTarget(

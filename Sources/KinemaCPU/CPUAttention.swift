@@ -1,4 +1,5 @@
 import KinemaCore
+import KinemaVectorMath
 
 // Scaled dot-product attention on the CPU, flash-attention style: softmax(Q·Kᵀ·scale)·V computed one
 // (query tile × key tile) block at a time with an online softmax, so memory is O(Lq + Lk) per head and the
@@ -145,6 +146,7 @@ enum CPUAttention {
         func run(_ q: GemmOperand, scoreScale: Float, keys lk: Int, kPacked: UnsafePointer<Float>, vPacked: UnsafePointer<Float>) {
             let count = q.rows
             let mr = kernel.rows, nr = kernel.columns
+            let softmax = kernel.softmax
             let querySlivers = ceilDiv(count, nr)
             GemmPacking.packB(
                 q.transposed, columns: 0, count: count, depth: 0, count: depth, tile: nr, slivers: 0..<querySlivers, into: qPacked)
@@ -159,7 +161,7 @@ enum CPUAttention {
                 BlockedGemm.macroKernel(
                     kernel, depth: depth, a: kPacked + j0 * depth, rows: width, b: qPacked, bSliverStride: depth * nr,
                     slivers: 0..<querySlivers, columns: count, c: scores, ldc: queries, accumulate: false)
-                OnlineSoftmax.update(scores, keys: width, stride: queries, lanes: lanes, max: m, sum: l) { query, factor in
+                softmax(scores, width, queries, lanes, m, l) { query, factor in
                     guard query < count else { return }
                     let row = o + query * valueWidth
                     for column in 0..<valueWidth { row[column] *= factor }
@@ -182,82 +184,4 @@ func leastCommonMultiple(_ a: Int, _ b: Int) -> Int {
     var (x, y) = (a, b)
     while y != 0 { (x, y) = (y, x % y) }
     return a / x * b
-}
-
-/// Vectorized pieces of the online softmax. exp2 is a polynomial rather than libm so it vectorizes; its
-/// error (≤ 2 ulp over the range used) is far below the f32 GEMM error of the scores.
-/// Min/max are written as compare-and-replace: the standard library's pointwiseMin/pointwiseMax compile to
-/// per-lane loops through memory (with NaN checks), 10× slower here.
-enum OnlineSoftmax {
-    typealias Vector = SIMD16<Float>
-
-    @inline(__always)
-    static func larger(_ a: Vector, _ b: Vector) -> Vector { a.replacing(with: b, where: a .< b) }
-
-    /// 2^x for x ≤ 0 in practice (clamped to [−126, 127], so 2^−∞ gives 2^−126 ≈ 1e−38, not 0).
-    @inline(__always)
-    static func exp2(_ x: Vector) -> Vector {
-        let low = Vector(repeating: -126), high = Vector(repeating: 127)
-        let clamped = x.replacing(with: low, where: x .< low).replacing(with: high, where: x .> high)
-        // Round to nearest with the 1.5·2²³ trick (no SSE4.1 `round` on baseline x86-64): the integer n ends
-        // up in the low mantissa bits of `shifted`.
-        let magic = Vector(repeating: 12_582_912)
-        let shifted = clamped + magic
-        let n = shifted - magic
-        let f = clamped - n  // [−0.5, 0.5]
-        // 2^f = e^(f·ln2): Taylor terms to degree 7 (truncation < 6e−9 relative on the interval).
-        var p = Vector(repeating: 1.525_273_4e-5)
-        p = p * f + Vector(repeating: 1.540_353_0e-4)
-        p = p * f + Vector(repeating: 1.333_355_8e-3)
-        p = p * f + Vector(repeating: 9.618_129_1e-3)
-        p = p * f + Vector(repeating: 5.550_410_9e-2)
-        p = p * f + Vector(repeating: 0.240_226_51)
-        p = p * f + Vector(repeating: 0.693_147_18)
-        p = p * f + Vector(repeating: 1)
-        let exponent = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000  // n
-        let power = unsafeBitCast((exponent &+ 127) &<< 23, to: Vector.self)  // 2^n, n ∈ [−126, 127]
-        return p * power
-    }
-
-    @inline(__always)
-    static func exp2(_ x: Float) -> Float { exp2(Vector(repeating: x))[0] }
-
-    /// Queries per vector.
-    static let width = 16
-
-    /// One online-softmax step over a block of transposed scores: `scores` is [keys, lanes] with row stride
-    /// `stride`, one query per column. For each query i: m' = max(mᵢ, max over the block), the block becomes
-    /// 2^(s − m'), lᵢ = lᵢ·2^(mᵢ − m') + Σ block, mᵢ = m'. `rescale(i, 2^(mᵢ − m'))` is called for queries
-    /// whose maximum moved, so the caller can rescale its accumulated output.
-    static func update(
-        _ scores: UnsafeMutablePointer<Float>, keys: Int, stride: Int, lanes: Int, max m: UnsafeMutablePointer<Float>,
-        sum l: UnsafeMutablePointer<Float>, rescale: (Int, Float) -> Void
-    ) {
-        let raw = UnsafeMutableRawPointer(scores)
-        let negativeInfinity = Vector(repeating: -.infinity)
-        var lane = 0
-        while lane < lanes {
-            let column = lane * 4
-            var blockMax = negativeInfinity
-            for key in 0..<keys {
-                blockMax = larger(blockMax, raw.loadUnaligned(fromByteOffset: key * stride * 4 + column, as: Vector.self))
-            }
-            let oldMax = UnsafeRawPointer(m).loadUnaligned(fromByteOffset: column, as: Vector.self)
-            let newMax = larger(oldMax, blockMax)
-            var sum = Vector()
-            for key in 0..<keys {
-                let offset = key * stride * 4 + column
-                let p = exp2(raw.loadUnaligned(fromByteOffset: offset, as: Vector.self) - newMax)
-                raw.storeBytes(of: p, toByteOffset: offset, as: Vector.self)
-                sum += p
-            }
-            // The first block has m = −∞ (and l = O = 0): factor 0 rather than exp2 of −∞ − m'.
-            let factor = exp2(oldMax - newMax).replacing(with: 0, where: oldMax .== negativeInfinity)
-            let oldSum = UnsafeRawPointer(l).loadUnaligned(fromByteOffset: column, as: Vector.self)
-            UnsafeMutableRawPointer(l).storeBytes(of: oldSum * factor + sum, toByteOffset: column, as: Vector.self)
-            UnsafeMutableRawPointer(m).storeBytes(of: newMax, toByteOffset: column, as: Vector.self)
-            for index in 0..<width where factor[index] != 1 { rescale(lane + index, factor[index]) }
-            lane += width
-        }
-    }
 }

@@ -1,6 +1,7 @@
 import CKinema
 import KinemaKernelsAVX2
 import KinemaKernelsAVX512
+import KinemaVectorMath
 
 // Register-tiled GEMM micro-kernels and the run-time choice between them.
 //
@@ -11,12 +12,19 @@ import KinemaKernelsAVX512
 // The wide x86 kernels live in KinemaKernelsAVX2 / KinemaKernelsAVX512, modules compiled for those CPUs; the
 // portable kernel below is compiled for baseline x86-64 (SSE2, no FMA) or the host architecture.
 
-/// One micro-kernel: its tile shape and entry point. Callers pack panels for `rows`×`columns` tiles.
+/// One micro-kernel: its tile shape and entry point, plus attention's online-softmax step compiled for the
+/// same instruction set. Callers pack panels for `rows`×`columns` tiles.
 /// (@unchecked: entries are plain stateless functions.)
 struct Microkernel: @unchecked Sendable {
     typealias Entry = (
         _ depth: Int, _ a: UnsafePointer<Float>, _ aStride: Int, _ b: UnsafePointer<Float>,
         _ c: UnsafeMutablePointer<Float>, _ ldc: Int, _ rows: Int, _ columns: Int, _ accumulate: Bool
+    ) -> Void
+
+    /// OnlineSoftmax.update(scores, keys:, stride:, lanes:, max:, sum:, rescale:) for this instruction set.
+    typealias SoftmaxEntry = (
+        _ scores: UnsafeMutablePointer<Float>, _ keys: Int, _ stride: Int, _ lanes: Int,
+        _ max: UnsafeMutablePointer<Float>, _ sum: UnsafeMutablePointer<Float>, _ rescale: (Int, Float) -> Void
     ) -> Void
 
     let name: String
@@ -25,19 +33,21 @@ struct Microkernel: @unchecked Sendable {
     /// Tile width (NR): columns of C per call, floats of B per depth step.
     let columns: Int
     let run: Entry
+    let softmax: SoftmaxEntry
 
     /// The portable 4×8 kernel: 8 SIMD8 accumulators fit the 16 XMM registers of baseline x86-64 (as pairs)
     /// and any NEON/SVE machine. It multiplies and adds separately: without FMA hardware a fused
     /// `addProduct` would become a libm `fmaf` call per lane.
-    static let portable = Microkernel(name: "portable 4×8", rows: 4, columns: 8, run: PortableMicrokernel.run)
+    static let portable = Microkernel(
+        name: "portable 4×8", rows: 4, columns: 8, run: PortableMicrokernel.run, softmax: PortableMicrokernel.softmax)
 
     #if arch(x86_64)
     static let haswell = Microkernel(
         name: "avx2+fma \(AVX2Microkernel.rows)×\(AVX2Microkernel.columns)", rows: AVX2Microkernel.rows,
-        columns: AVX2Microkernel.columns, run: AVX2Microkernel.run)
+        columns: AVX2Microkernel.columns, run: AVX2Microkernel.run, softmax: AVX2Microkernel.softmax)
     static let avx512 = Microkernel(
         name: "avx512 \(AVX512Microkernel.rows)×\(AVX512Microkernel.columns)", rows: AVX512Microkernel.rows,
-        columns: AVX512Microkernel.columns, run: AVX512Microkernel.run)
+        columns: AVX512Microkernel.columns, run: AVX512Microkernel.run, softmax: AVX512Microkernel.softmax)
     #endif
 
     /// Kernels this CPU can run, fastest first; the last one is always `portable`.
@@ -57,6 +67,17 @@ struct Microkernel: @unchecked Sendable {
 }
 
 enum PortableMicrokernel {
+    static func softmax(
+        _ scores: UnsafeMutablePointer<Float>, _ keys: Int, _ stride: Int, _ lanes: Int, _ max: UnsafeMutablePointer<Float>,
+        _ sum: UnsafeMutablePointer<Float>, _ rescale: (Int, Float) -> Void
+    ) {
+        #if arch(arm64)
+        OnlineSoftmax.update(scores, keys: keys, stride: stride, lanes: lanes, max: max, sum: sum, rescale: rescale, FusedMultiplyAdd.self)
+        #else
+        OnlineSoftmax.update(scores, keys: keys, stride: stride, lanes: lanes, max: max, sum: sum, rescale: rescale, SeparateMultiplyAdd.self)
+        #endif
+    }
+
     static func run(
         depth: Int, a: UnsafePointer<Float>, aStride: Int, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>,
         ldc: Int, rows: Int, columns: Int, accumulate: Bool

@@ -4,10 +4,12 @@
 //
 // This module is compiled with `-target-cpu haswell`, so ANY function in it may contain AVX2/FMA/BMI
 // instructions. KinemaCPU calls into it only after `ckinema_cpu_features()` reports CKINEMA_CPU_HASWELL,
-// and nothing but the kernel may live here. The file is regular by design (one line per row of the tile);
+// and nothing but kernels may live here: the micro-kernel, and
+// attention's softmax step (KinemaVectorMath, inlined and so compiled for this CPU). The file is regular by design (one line per row of the tile);
 // edit all rows together.
 
 #if arch(x86_64)
+import KinemaVectorMath
 public enum AVX2Microkernel {
     // Tile shape. @inlinable so KinemaCPU reads the constants without running code compiled for this CPU.
     @inlinable public static var rows: Int { 6 }
@@ -83,6 +85,14 @@ public enum AVX2Microkernel {
                 for j in 0..<min(columns, 16) { target[j] = (accumulate ? target[j] : 0) + source[j] }
             }
         }
+    }
+
+    /// Attention's online-softmax step (KinemaVectorMath.OnlineSoftmax.update), compiled for this CPU.
+    public static func softmax(
+        _ scores: UnsafeMutablePointer<Float>, _ keys: Int, _ stride: Int, _ lanes: Int, _ max: UnsafeMutablePointer<Float>,
+        _ sum: UnsafeMutablePointer<Float>, _ rescale: (Int, Float) -> Void
+    ) {
+        OnlineSoftmax.update(scores, keys: keys, stride: stride, lanes: lanes, max: max, sum: sum, rescale: rescale, FusedMultiplyAdd.self)
     }
 }
 #endif

@@ -3,7 +3,8 @@
 //
 // This module is compiled with `-target-cpu skylake-avx512`, so ANY function in it may contain AVX-512
 // instructions. KinemaCPU calls into it only after `ckinema_cpu_features()` reports
-// CKINEMA_CPU_SKYLAKE_AVX512, and nothing but the kernel may live here. The file is regular by design (one
+// CKINEMA_CPU_SKYLAKE_AVX512, and nothing but kernels may live here: the micro-kernel, and
+// attention's softmax step (KinemaVectorMath, inlined and so compiled for this CPU). The file is regular by design (one
 // line per row of the tile); edit all rows together.
 //
 // Measured on the 2-core Cascade Lake dev VM: ~70–80 GFLOP/s per core with the panels in L1/L2, about the
@@ -11,6 +12,7 @@
 
 #if arch(x86_64)
 import CKinema
+import KinemaVectorMath
 
 public enum AVX512Microkernel {
     // Tile shape. @inlinable so KinemaCPU reads the constants without running code compiled for this CPU.
@@ -117,6 +119,14 @@ public enum AVX512Microkernel {
                 for j in 0..<min(columns, 32) { target[j] = (accumulate ? target[j] : 0) + source[j] }
             }
         }
+    }
+
+    /// Attention's online-softmax step (KinemaVectorMath.OnlineSoftmax.update), compiled for this CPU.
+    public static func softmax(
+        _ scores: UnsafeMutablePointer<Float>, _ keys: Int, _ stride: Int, _ lanes: Int, _ max: UnsafeMutablePointer<Float>,
+        _ sum: UnsafeMutablePointer<Float>, _ rescale: (Int, Float) -> Void
+    ) {
+        OnlineSoftmax.update(scores, keys: keys, stride: stride, lanes: lanes, max: max, sum: sum, rescale: rescale, FusedMultiplyAdd.self)
     }
 }
 #endif

@@ -1,6 +1,7 @@
 import Foundation
 @testable import KinemaCPU
 import KinemaCore
+import KinemaVectorMath
 import XCTest
 
 // CPU attention against a naive softmax(Q·Kᵀ·scale)·V evaluated in Double, with tolerances derived from the
@@ -141,13 +142,24 @@ final class AttentionTests: XCTestCase {
     }
 
     func testExp2Accuracy() {
-        var worst: Float = 0
-        var x: Float = -126
-        while x <= 0 {
-            let exact = Float(Foundation.exp2(Double(x)))
-            worst = max(worst, abs(OnlineSoftmax.exp2(x) - exact) / exact)
-            x += 0.0137
+        // Both arithmetic variants over the whole clamped range, 16 points per call.
+        for (name, exp2) in [
+            ("fused", { OnlineSoftmax.exp2($0, FusedMultiplyAdd.self) }),
+            ("separate", { OnlineSoftmax.exp2($0, SeparateMultiplyAdd.self) }),
+        ] as [(String, (FloatVector) -> FloatVector)] {
+            var worst: Double = 0
+            var x: Float = -126
+            while x <= 127 {
+                var input = FloatVector()
+                for lane in 0..<16 { input[lane] = x + Float(lane) * 0.0011 }
+                let output = exp2(input)
+                for lane in 0..<16 {
+                    let exact = Foundation.exp2(Double(input[lane]))
+                    worst = max(worst, abs(Double(output[lane]) - exact) / exact)
+                }
+                x += 0.0137 * 16
+            }
+            XCTAssertLessThan(worst, 4 * Double(Float.ulpOfOne), "exp2 (\(name)) worst relative error")
         }
-        XCTAssertLessThan(worst, 4 * Float.ulpOfOne, "exp2 worst relative error")
     }
 }
