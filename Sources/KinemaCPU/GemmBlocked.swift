@@ -4,35 +4,45 @@ import KinemaCore
 // The built-in GEMM: C[M, N] (=|+=) A[M, K] · B[K, N] in f32, cache-blocked and multi-threaded around a
 // register-tiled micro-kernel (GemmKernels.swift).
 //
-// Loop nest (outermost first), after the Goto/BLIS structure:
-//   mb over M in slabs of ≤ slabRows    bounds the packed-A memory for very tall A
-//   pc over K in blocks of kc           Ã slab (slab rows × kc) packed once, shared by all threads
-//     jc over N in blocks of nc         B̃ panel (kc × nc, 768 KiB at 384×512: fits each core's L2),
-//                                       packed once, shared by all threads
-//       work items over rows (and N)    threads split the slab's rows; skinny products also split N
-//         ir over MR-row slivers of Ã     one Ã sliver (MR·kc floats, 18 KiB for AVX-512) stays in L1 …
-//           jr over NR-wide slivers of B̃    … while the B̃ slivers stream from L2.
-// Packing A once per K block (rather than once per (N block, K block)) matters for wide products such as
-// the Wan FFN (N = 8960 would repack A 18 times). The first K block overwrites C (unless accumulating) and
-// later ones add, so C is never pre-zeroed.
+// Loop nest (outermost first):
+//   mb over M in slabs              Ã slab: slab rows × all of K, packed once (K blocks of kc stored one
+//                                   after another), shared by all threads; slab rows bound its memory
+//     jc over N in panels of nc     B̃ panel: all of K × nc, packed once, shared by all threads
+//       work items (rows × ≤256 columns), claimed dynamically by the threads
+//         pc over K blocks of kc      the item's C block (≈128 × 256 floats, 128 KiB) stays in L2 for the
+//                                     whole K loop instead of returning to L3/DRAM after every K block
+//           ir over MR-row slivers      one Ã sliver (MR·kc floats) stays in L1 …
+//             jr over NR-wide slivers     … while the B̃ slivers of the item stream from L2.
+// Measured on the dev machine (2 Cascade Lake cores, Wan FFN shape): keeping C resident this way took the
+// built-in GEMM from ~110 to ~150 GFLOP/s against the classic order (K blocks outside the N loop).
+// The first K block overwrites C (unless accumulating) and later ones add, so C is never pre-zeroed.
 
 enum BlockedGemm {
-    /// kc: depth of one packed block. 384 keeps an AVX-512 Ã sliver (12×384 floats) inside L1; measured
-    /// flat between 256 and 768 on the dev machine.
-    static let depthBlock = 384
-    /// nc: columns of one packed B̃ panel (rounded up to the kernel's NR).
-    static let columnBlock = 512
-    /// Rows of A packed at a time (the packed slab is slabRows × kc floats, 6 MiB).
-    static let slabRows = 4096
-    /// Compute items per worker and panel (see `claim`): enough to rebalance, few enough that each item
-    /// still sweeps many B̃ slivers with one Ã sliver.
+    /// Block sizes. The defaults suit the dev machine's Cascade Lake cores (32 KiB L1, 1 MiB L2); tests
+    /// pass tiny ones to drive every edge (several slabs, panels, K blocks and items) on small matrices.
+    struct Blocking {
+        /// kc: depth of one K block. 512 measured best (256–512 within noise): an AVX-512 Ã sliver
+        /// (12×512 floats, 24 KiB) still fits L1.
+        var depth = 512
+        /// nc: columns of one packed B̃ panel (rounded to the kernel's NR); also capped by `panelFloats`.
+        var panelColumns = 512
+        /// Most rows and columns of C per work item: the C block (128 × 256 floats) stays in L2 across the
+        /// K loop.
+        var itemRows = 128
+        var itemColumns = 256
+        /// Largest packed Ã slab (64 MiB) and B̃ panel (16 MiB) in floats; both hold all of K.
+        var slabFloats = 16 << 20
+        var panelFloats = 4 << 20
+    }
+
+    /// Row items per worker (see `claim`): enough to rebalance when one core is slower (shared machines).
     static let itemsPerWorker = 4
     /// Below this many flops the product runs on the calling thread (dispatch costs ~10–50 µs).
     static let parallelFlopThreshold = 1 << 21
 
     static func multiply(
         _ a: GemmOperand, _ b: GemmOperand, into c: UnsafeMutablePointer<Float>, ldc: Int, update: GemmUpdate,
-        kernel: Microkernel = .best, threads: Int = Parallel.threads
+        kernel: Microkernel = .best, threads: Int = Parallel.threads, blocking: Blocking = Blocking()
     ) {
         let m = a.rows, n = b.columns, k = a.columns
         guard m > 0, n > 0 else { return }
@@ -44,49 +54,51 @@ enum BlockedGemm {
         }
         let mr = kernel.rows, nr = kernel.columns
         let workers = 2 * m * n * k < parallelFlopThreshold ? 1 : max(1, threads)
-        let kcMax = min(depthBlock, k)
-        let ncMax = min(roundUp(columnBlock, nr), roundUp(n, nr))
-        let slabMax = min(roundUp(slabRows, mr), roundUp(m, mr))
-
-        let panel = UnsafeMutablePointer<Float>.allocate(capacity: kcMax * ncMax)
-        let slab = UnsafeMutablePointer<Float>.allocate(capacity: slabMax * kcMax)
+        let kcMax = min(blocking.depth, k)
+        let kBlocks = ceilDiv(k, kcMax)
+        let slabMax = min(roundUp(m, mr), max(mr, blocking.slabFloats / k / mr * mr))
+        let ncMax = min(roundUp(n, nr), roundUp(blocking.panelColumns, nr), max(nr, blocking.panelFloats / k / nr * nr))
+        let slab = UnsafeMutablePointer<Float>.allocate(capacity: kBlocks * slabMax * kcMax)
+        let panel = UnsafeMutablePointer<Float>.allocate(capacity: kBlocks * kcMax * ncMax)
         defer {
             panel.deallocate()
             slab.deallocate()
         }
-
         for m0 in stride(from: 0, to: m, by: slabMax) {
             let rows = min(slabMax, m - m0)
             let rowSlivers = ceilDiv(rows, mr)
-            // Work items are claimed dynamically, several per worker: on a shared machine one core is often
-            // slower than the other, and a static split would leave the fast core waiting at every panel.
-            let wantedItems = workers == 1 ? 1 : itemsPerWorker * workers
-            let rowItems = min(rowSlivers, wantedItems)
-            let columnSplitsWanted = ceilDiv(wantedItems, rowItems)
-            for pc in stride(from: 0, to: k, by: kcMax) {
-                let kc = min(kcMax, k - pc)
-                let accumulate = update == .accumulate || pc > 0
-                spread(rowSlivers, workers: workers) { slivers in
+            spread(rowSlivers, workers: workers) { slivers in
+                for q in 0..<kBlocks {
+                    let kc = min(kcMax, k - q * kcMax)
                     GemmPacking.packA(
                         a, rows: m0 + slivers.lowerBound * mr, count: min(rows, slivers.upperBound * mr) - slivers.lowerBound * mr,
-                        depth: pc, count: kc, tile: mr, into: slab + slivers.lowerBound * mr * kc)
+                        depth: q * kcMax, count: kc, tile: mr, into: slab + q * slabMax * kcMax + slivers.lowerBound * mr * kc)
                 }
-                for jc in stride(from: 0, to: n, by: ncMax) {
-                    let nc = min(ncMax, n - jc)
-                    let columnSlivers = ceilDiv(nc, nr)
-                    let columnSplits = min(columnSlivers, columnSplitsWanted)
-                    spread(columnSlivers, workers: workers) { range in
-                        GemmPacking.packB(b, columns: jc, count: nc, depth: pc, count: kc, tile: nr, slivers: range, into: panel)
+            }
+            let wantedItems = workers == 1 ? 1 : itemsPerWorker * workers
+            let rowItems = min(rowSlivers, max(wantedItems, ceilDiv(rows, blocking.itemRows)))
+            for jc in stride(from: 0, to: n, by: ncMax) {
+                let nc = min(ncMax, n - jc)
+                let columnSlivers = ceilDiv(nc, nr)
+                let columnSplits = min(columnSlivers, max(ceilDiv(wantedItems, rowItems), ceilDiv(nc, blocking.itemColumns)))
+                spread(columnSlivers, workers: workers) { range in
+                    for q in 0..<kBlocks {
+                        let kc = min(kcMax, k - q * kcMax)
+                        GemmPacking.packB(b, columns: jc, count: nc, depth: q * kcMax, count: kc, tile: nr, slivers: range, into: panel + q * kcMax * ncMax)
                     }
-                    claim(rowItems * columnSplits, workers: workers) { item in
-                        let rowItem = item / columnSplits
-                        let split = item % columnSplits
-                        let r0 = rowSlivers * rowItem / rowItems * mr
-                        let blockRows = min(rows, rowSlivers * (rowItem + 1) / rowItems * mr) - r0
+                }
+                claim(rowItems * columnSplits, workers: workers) { item in
+                    let rowItem = item / columnSplits
+                    let split = item % columnSplits
+                    let r0 = rowSlivers * rowItem / rowItems * mr
+                    let blockRows = min(rows, rowSlivers * (rowItem + 1) / rowItems * mr) - r0
+                    for q in 0..<kBlocks {
+                        let kc = min(kcMax, k - q * kcMax)
                         macroKernel(
-                            kernel, depth: kc, a: slab + r0 * kc, rows: blockRows, b: panel, bSliverStride: kc * nr,
+                            kernel, depth: kc, a: slab + q * slabMax * kcMax + r0 * kc, rows: blockRows,
+                            b: panel + q * kcMax * ncMax, bSliverStride: kc * nr,
                             slivers: (columnSlivers * split / columnSplits)..<(columnSlivers * (split + 1) / columnSplits),
-                            columns: nc, c: c + (m0 + r0) * ldc + jc, ldc: ldc, accumulate: accumulate)
+                            columns: nc, c: c + (m0 + r0) * ldc + jc, ldc: ldc, accumulate: update == .accumulate || q > 0)
                     }
                 }
             }

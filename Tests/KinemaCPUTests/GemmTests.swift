@@ -95,6 +95,24 @@ final class GemmTests: XCTestCase {
         }
     }
 
+    func testTinyBlockingCoversEveryLoop() throws {
+        // Blocks far smaller than the matrices: several slabs of A, panels of B, K blocks and items per
+        // panel, each with a partial last block.
+        let tiny = BlockedGemm.Blocking(depth: 40, panelColumns: 50, itemRows: 13, itemColumns: 20, slabFloats: 30 * 101, panelFloats: 60 * 101)
+        // The first shape is above the threading threshold.
+        for (m, k, n) in [(90, 101, 130), (1, 101, 3), (95, 7, 61)] {
+            let a = try matrix(rows: m, columns: k, seed: 30, layout: .transposed)
+            let b = try matrix(rows: k, columns: n, seed: 31, dtype: .bf16, layout: .padded)
+            for kernel in Microkernel.supported {
+                for update in [GemmUpdate.overwrite, .accumulate] {
+                    try check(a.operand, b.operand, update: update, "tiny blocking \(kernel.name) \(m)×\(k)×\(n) \(update)") { c, ldc in
+                        BlockedGemm.multiply(a.operand, b.operand, into: c, ldc: ldc, update: update, kernel: kernel, threads: 2, blocking: tiny)
+                    }
+                }
+            }
+        }
+    }
+
     func testBuiltinLayoutsDtypesAndAccumulate() throws {
         let (m, k, n) = (29, 45, 41)
         for layoutA in Layout.allCases {
