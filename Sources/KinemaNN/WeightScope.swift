@@ -15,6 +15,8 @@ public final class WeightStore {
     private var missing: [String] = []
     private var wrong: [String] = []
     private let ignored: [KeyPattern]
+    /// Set for stores that make up weights instead of reading them (benchmarks of real model shapes).
+    private var synthesizer: SyntheticWeights?
 
     /// - Parameters:
     ///   - layouts: candidate layouts, detected from the keys (after stripping a wrapper prefix).
@@ -48,9 +50,21 @@ public final class WeightStore {
         }
     }
 
+    /// A store with no checkpoint that hands out deterministic pseudo-random weights of whatever shape the
+    /// model asks for. Only for timing real model shapes without downloading them; never for outputs that
+    /// mean anything.
+    public init(synthesizingFor component: String, backend: any Backend, seed: UInt64 = 0) {
+        self.source = InMemoryTensors([:], origin: "synthetic weights")
+        self.backend = backend
+        self.component = component
+        self.layout = KeyLayout(name: "synthetic", markers: [], rules: [])
+        self.ignored = []
+        self.synthesizer = SyntheticWeights(seed: seed)
+    }
+
     public var root: WeightScope { WeightScope(store: self, prefix: "") }
 
-    public func contains(_ key: String) -> Bool { sourceKey[key] != nil }
+    public func contains(_ key: String) -> Bool { synthesizer != nil ? false : sourceKey[key] != nil }
 
     public func info(_ key: String) -> TensorInfo? {
         sourceKey[key].flatMap { source.info($0) }
@@ -65,6 +79,15 @@ public final class WeightStore {
     /// A placeholder never reaches computation: `build` throws before returning the model.
     func load(_ key: String, shape: [Int]?, dtype: DType?) throws -> Tensor {
         let placeholder = { try Tensor.zeros([1], dtype: dtype ?? .f32).expanded(to: shape ?? [0]) }
+        if var synthesizer {
+            guard let shape else {
+                throw KinemaError.invalidArgument("synthetic weights need the shape of \(key)")
+            }
+            consumed.insert(key)
+            let tensor = try synthesizer.tensor(shape: shape, dtype: dtype ?? .f32)
+            self.synthesizer = synthesizer
+            return try backend.upload(tensor)
+        }
         guard let original = sourceKey[key], let info = source.info(original) else {
             missing.append(key)
             return try placeholder()
@@ -136,4 +159,27 @@ public struct WeightScope {
     }
 
     public func contains(_ name: String) -> Bool { store.contains(key(name)) }
+}
+
+/// Deterministic pseudo-random values in [-0.05, 0.05) (SplitMix64), never all zeros.
+struct SyntheticWeights {
+    var state: UInt64
+
+    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+
+    mutating func next() -> Float {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return (Float(z >> 40) / Float(1 << 24) - 0.5) * 0.1
+    }
+
+    mutating func tensor(shape: [Int], dtype: DType) throws -> Tensor {
+        let count = shape.reduce(1, *)
+        var values = [Float](repeating: 0, count: count)
+        for index in 0..<count { values[index] = next() }
+        return try Tensor(values, shape: shape, dtype: dtype.isFloatingPoint ? dtype : .f32)
+    }
 }

@@ -103,16 +103,18 @@ extension WanConfig {
 
     /// Derives the configuration from canonical (original Wan) tensor names and shapes. The head count is
     /// not visible in the weights: Wan2.1 always uses head dim 128, so heads = dim / 128 unless given.
-    public static func detect(info: (String) -> TensorInfo?, keys: [String], headDim: Int = 128) throws -> WanConfig {
+    public static func detect(
+        info: (String) -> TensorInfo?, keys: [String], headDim: Int = 128, origin: String = "checkpoint"
+    ) throws -> WanConfig {
         func shape(_ key: String) throws -> [Int] {
             guard let found = info(key) else {
-                throw KinemaError.badFile(path: "checkpoint", location: key, reason: "needed to detect the Wan config but absent")
+                throw KinemaError.badFile(path: origin, location: key, reason: "not a Wan transformer: this tensor is needed to detect its configuration")
             }
             return found.shape
         }
         let patch = try shape("patch_embedding.weight")  // [D, C_in, 1, 2, 2]
         guard patch.count == 5 else {
-            throw KinemaError.badFile(path: "checkpoint", location: "patch_embedding.weight", reason: "expected 5 dims, found \(patch)")
+            throw KinemaError.badFile(path: origin, location: "patch_embedding.weight", reason: "expected 5 dims, found \(patch)")
         }
         let layerIndices = Set(keys.compactMap { key -> Int? in
             guard key.hasPrefix("blocks.") else { return nil }

@@ -98,7 +98,7 @@ public final class WanTransformer {
             let detected = try? WanConfig.detect(info: store.info, keys: store.keys)
             resolved = try WanConfig.parse(json: configJSON.data, origin: configJSON.origin, detected: detected)
         } else {
-            resolved = try WanConfig.detect(info: store.info, keys: store.keys)
+            resolved = try WanConfig.detect(info: store.info, keys: store.keys, origin: source.origin)
         }
         return try store.build { try WanTransformer($0, config: resolved, precision: precision) }
     }

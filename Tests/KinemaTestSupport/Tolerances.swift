@@ -1,0 +1,8 @@
+// Every numerical tolerance the tests use, in one place. Changing one needs a reason in the commit message.
+
+public enum Tolerances {
+    /// Model golden tests, f32 path against the PyTorch f32 reference (relative L2 over the whole tensor).
+    public static let goldenF32RelL2 = 1e-5
+    /// Model golden tests, bf16 path against the PyTorch f32 reference.
+    public static let goldenBF16RelL2 = 1e-2
+}
