@@ -162,12 +162,12 @@ public struct WeightScope {
 }
 
 /// Deterministic pseudo-random values in [-0.05, 0.05) (SplitMix64), never all zeros.
-struct SyntheticWeights {
+public struct SyntheticWeights {
     var state: UInt64
 
-    init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
 
-    mutating func next() -> Float {
+    public mutating func next() -> Float {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -176,7 +176,7 @@ struct SyntheticWeights {
         return (Float(z >> 40) / Float(1 << 24) - 0.5) * 0.1
     }
 
-    mutating func tensor(shape: [Int], dtype: DType) throws -> Tensor {
+    public mutating func tensor(shape: [Int], dtype: DType) throws -> Tensor {
         let count = shape.reduce(1, *)
         var values = [Float](repeating: 0, count: count)
         for index in 0..<count { values[index] = next() }
