@@ -33,7 +33,7 @@ public protocol Backend: AnyObject, Sendable {
 
     /// Returns `x` itself when already contiguous, else a contiguous copy.
     func contiguous(_ x: Tensor) throws -> Tensor
-    /// Converts element type (rounding as PyTorch does; f8e4m3 uses `Float8Overflow.nan`, PyTorch's cast).
+    /// Converts element type (rounding as PyTorch does; f8e4m3 saturates at ±448 as current PyTorch does).
     func cast(_ x: Tensor, to dtype: DType) throws -> Tensor
 
     func unary(_ op: UnaryOp, _ x: Tensor) throws -> Tensor

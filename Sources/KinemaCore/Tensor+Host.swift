@@ -122,7 +122,7 @@ public enum HostElements {
         case .f32: base.storeBytes(of: value, toByteOffset: element * 4, as: Float.self)
         case .bf16: base.storeBytes(of: bf16Bits(fromFloat: value), toByteOffset: element * 2, as: UInt16.self)
         case .f16: base.storeBytes(of: f16Bits(fromFloat: value), toByteOffset: element * 2, as: UInt16.self)
-        case .f8e4m3: base.storeBytes(of: f8e4m3Bits(fromFloat: value, overflow: .nan), toByteOffset: element, as: UInt8.self)
+        case .f8e4m3: base.storeBytes(of: f8e4m3Bits(fromFloat: value, overflow: .saturate), toByteOffset: element, as: UInt8.self)
         case .f8e5m2: base.storeBytes(of: f8e5m2Bits(fromFloat: value), toByteOffset: element, as: UInt8.self)
         case .i8: base.storeBytes(of: Int8(clamping: Int(value.isFinite ? value.rounded(.towardZero) : 0)), toByteOffset: element, as: Int8.self)
         case .u8: base.storeBytes(of: UInt8(clamping: Int(value.isFinite ? value.rounded(.towardZero) : 0)), toByteOffset: element, as: UInt8.self)

@@ -90,7 +90,7 @@ extension WanConfig {
             let hasImage = modelType == "i2v" || modelType == "flf2v"
             config = WanConfig(
                 dim: try required("dim"), ffnDim: try required("ffn_dim"), freqDim: try int("freq_dim") ?? 256,
-                textDim: detected?.textDim ?? 4096, inDim: try int("in_dim") ?? 16, outDim: try int("out_dim") ?? 16,
+                textDim: try int("text_dim") ?? detected?.textDim ?? 4096, inDim: try int("in_dim") ?? 16, outDim: try int("out_dim") ?? 16,
                 numHeads: try required("num_heads"), numLayers: try required("num_layers"), eps: eps,
                 imageDim: hasImage ? (detected?.imageDim ?? 1280) : nil,
                 imagePositionTokens: modelType == "flf2v" ? (detected?.imagePositionTokens ?? 514) : nil)
