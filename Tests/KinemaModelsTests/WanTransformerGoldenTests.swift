@@ -34,6 +34,14 @@ final class WanTransformerGoldenTests: XCTestCase {
             checked += 1
         }
         XCTAssertGreaterThanOrEqual(checked, 6, "fixture \(name) should carry the stage taps")
+        // RoPE tables: diffusers stores each angle twice ([1, L, 1, d], interleaved); ours keep one per pair.
+        let latents = inputs.latents.shape
+        let rope = try WanRoPE(headDim: model.config.headDim, frames: latents[2], height: latents[3] / 2, width: latents[4] / 2)
+        for (ours, tapName) in [(rope.cos, "tap.rope_cos"), (rope.sin, "tap.rope_sin")] {
+            let table = try io.tensor(tapName)
+            let pairs = try table.viewed(as: [table.shape[1], table.shape[3]])
+            assertClose(ours, try XCTUnwrap(pairs).sliced(axis: 1, start: 0, end: model.config.headDim, step: 2), relL2: Tolerances.opF32RelL2, "\(name) \(tapName)")
+        }
         assertClose(sample, try io.tensor("sample"), relL2: tolerance, "\(name)/\(layout.rawValue)/\(precision.rawValue) sample")
     }
 
