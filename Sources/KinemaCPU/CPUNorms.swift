@@ -84,7 +84,7 @@ enum CPUNorms {
     private static func forEachRow(
         _ rows: RowSource, shape: [Int], dtype: DType, _ body: (UnsafeMutablePointer<Float>, Int) -> Void
     ) throws -> Tensor {
-        let out = try Tensor.zeros(shape, dtype: dtype)
+        let out = try Tensor.uninitialized(shape, dtype: dtype)
         let destination = out.hostPointer
         let length = rows.length
         Parallel.forRanges(rows.rows, grain: max(1, parallelGrain / max(length, 1))) { range in

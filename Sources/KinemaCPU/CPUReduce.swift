@@ -31,7 +31,7 @@ enum CPUReduce {
             throw KinemaError.invalidArgument("\(context): cannot take a max over zero elements (axes \(axes) of \(x.shape))")
         }
         let outShape = keepDims ? (0..<x.rank).map { isReduced[$0] ? 1 : x.shape[$0] } : keptAxes.map { x.shape[$0] }
-        let out = try Tensor.zeros(outShape, dtype: x.dtype)
+        let out = try Tensor.uninitialized(outShape, dtype: x.dtype)
         guard out.count > 0 else { return out }
 
         let base = UnsafeRawPointer(x.storage.base)

@@ -29,7 +29,7 @@ enum CPURope {
         let cosines = try table(cos)
         let sines = try table(sin)
         let rows = try RowSource(x, "rope")
-        let out = try Tensor.zeros(x.shape, dtype: x.dtype)
+        let out = try Tensor.uninitialized(x.shape, dtype: x.dtype)
         let destination = out.hostPointer
         let dtype = x.dtype
         // Rows of x are (b, l, h) in row-major order, so row r sits at position l = (r / H) mod L.

@@ -8,7 +8,7 @@ enum CPUShapeOps {
     static func contiguous(_ x: Tensor) throws -> Tensor {
         try CPUChecks.host(x, "contiguous")
         if x.isContiguous { return x }
-        let out = try Tensor.zeros(x.shape, dtype: x.dtype)
+        let out = try Tensor.uninitialized(x.shape, dtype: x.dtype)
         let source = try StridedSource(x)
         let destination = out.hostPointer
         let size = x.dtype.byteSize
@@ -24,7 +24,7 @@ enum CPUShapeOps {
     static func cast(_ x: Tensor, to dtype: DType) throws -> Tensor {
         try CPUChecks.host(x, "cast")
         if dtype == x.dtype { return try contiguous(x) }
-        let out = try Tensor.zeros(x.shape, dtype: dtype)
+        let out = try Tensor.uninitialized(x.shape, dtype: dtype)
         let source = try StridedSource(x)
         let destination = out.hostPointer
         // Integer sources go through Int64 so that large values survive exactly; everything else through f32,
@@ -80,7 +80,7 @@ enum CPUShapeOps {
         }
         var shape = first.shape
         shape[axis] = xs.reduce(0) { $0 + $1.shape[axis] }
-        let out = try Tensor.zeros(shape, dtype: first.dtype)
+        let out = try Tensor.uninitialized(shape, dtype: first.dtype)
         guard out.count > 0 else { return out }
 
         // The output is `outer` slabs of [total · inner]; input i fills columns [start_i, start_i + n_i)

@@ -8,6 +8,12 @@ extension Tensor {
         return try Tensor(storage: Storage(hostBytes: count * dtype.byteSize), shape: shape, dtype: dtype)
     }
 
+    /// A contiguous host tensor whose contents are unspecified: only for code that writes every element.
+    public static func uninitialized(_ shape: [Int], dtype: DType) throws -> Tensor {
+        let count = shape.reduce(1, *)
+        return try Tensor(storage: Storage(hostBytes: count * dtype.byteSize, fill: .uninitialized), shape: shape, dtype: dtype)
+    }
+
     /// A host tensor from floats, rounded to `dtype`.
     public init(_ values: [Float], shape: [Int], dtype: DType = .f32) throws {
         guard shape.reduce(1, *) == values.count else {

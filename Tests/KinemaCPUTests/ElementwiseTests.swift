@@ -100,6 +100,35 @@ final class ElementwiseTests: XCTestCase {
         XCTAssertEqual(try backend.gelu(try Tensor([-1e4, 1e4], shape: [2]), approximate: .none).floats(), [0, 1e4])
     }
 
+    /// exp and the split-form sigmoid over the whole f32 range at 1/1000 spacing, including the overflow
+    /// edge and subnormal results.
+    func testExpAndSigmoidSweepTheWholeRange() throws {
+        let inputs = (0...205_000).map { Float(-110 + Double($0) * 0.001) }
+            + [0, -0.0, 88.72283, 88.72284, -87.33655, -103.97, 1e-30, -1e-30, .infinity, -.infinity, .nan]
+        let x = try Tensor(inputs, shape: [inputs.count])
+        let exps = try backend.unary(.exp, x).floats()
+        let sigmoids = try backend.unary(.sigmoid, x).floats()
+        func check(_ got: Float, _ want: Double, _ what: String, _ input: Float) {
+            if want.isNaN { XCTAssertTrue(got.isNaN, "\(what)(\(input))"); return }
+            let rounded = Float(want)
+            if rounded.isInfinite || rounded == 0 {
+                // Past the ends of the format the result must round the same way (to inf or to 0),
+                // except within one subnormal step of 0.
+                XCTAssertTrue(got == rounded || Swift.abs(Double(got) - want) <= 1.5e-45, "\(what)(\(input)) = \(got), want \(want)")
+            } else if Swift.abs(want) < Double(Float.leastNormalMagnitude) {
+                XCTAssertLessThanOrEqual(Swift.abs(Double(got) - want), 1.5e-45, "\(what)(\(input)) subnormal")
+            } else {
+                XCTAssertLessThanOrEqual(Swift.abs(Double(got) - want), 2.5e-7 * Swift.abs(want), "\(what)(\(input)) = \(got), want \(want)")
+            }
+        }
+        for (index, input) in inputs.enumerated() {
+            let value = Double(input)
+            check(exps[index], Foundation.exp(value), "exp", input)
+            let sigmoid = value >= 0 ? 1 / (1 + Foundation.exp(-value)) : Foundation.exp(value) / (1 + Foundation.exp(value))
+            check(sigmoids[index], sigmoid, "sigmoid", input)
+        }
+    }
+
     func testBinaryOpsWithBroadcastingAgainstTwin() throws {
         var random = SeededRandom(seed: 12)
         // (a shape, b shape): equal, broadcasting either way, scalars, missing leading axes, empty.
