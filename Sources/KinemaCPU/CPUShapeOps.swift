@@ -111,14 +111,3 @@ enum CPUShapeOps {
         return out
     }
 }
-
-/// Splits `range` into consecutive blocks of at most `scratchBlock` elements.
-@inline(__always)
-func forBlocks(_ range: Range<Int>, _ body: (Range<Int>) -> Void) {
-    var start = range.lowerBound
-    while start < range.upperBound {
-        let end = min(start + scratchBlock, range.upperBound)
-        body(start..<end)
-        start = end
-    }
-}

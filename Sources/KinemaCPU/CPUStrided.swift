@@ -136,8 +136,8 @@ struct StridedSource {
     }
 }
 
-/// A tensor seen as rows along its last axis: `[..., D]` is `rows` rows of `length` elements.
-/// Row `r`'s elements are at `rowStarts(r) + j · elementStride`.
+/// A tensor seen as rows along its last axis: `[..., D]` is `rows` rows of `length` elements, row-major
+/// over the leading axes. Element j of a row starting at element offset o is at o + j · elementStride.
 struct RowSource {
     let base: UnsafeRawPointer
     let dtype: DType
@@ -215,4 +215,15 @@ func withScratch<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) throws -
     let buffer = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
     defer { buffer.deallocate() }
     return try body(buffer)
+}
+
+/// Splits `range` into consecutive blocks of at most `scratchBlock` elements.
+@inline(__always)
+func forBlocks(_ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+    var start = range.lowerBound
+    while start < range.upperBound {
+        let end = min(start + scratchBlock, range.upperBound)
+        body(start..<end)
+        start = end
+    }
 }
