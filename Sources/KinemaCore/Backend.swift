@@ -33,7 +33,7 @@ public protocol Backend: AnyObject, Sendable {
 
     /// Returns `x` itself when already contiguous, else a contiguous copy.
     func contiguous(_ x: Tensor) throws -> Tensor
-    /// Converts element type (rounding as PyTorch does; f8e4m3 uses `Float8Overflow.nan`, PyTorch's cast).
+    /// Converts element type (rounding as PyTorch does; f8e4m3 saturates at ±448 as current PyTorch does).
     func cast(_ x: Tensor, to dtype: DType) throws -> Tensor
 
     func unary(_ op: UnaryOp, _ x: Tensor) throws -> Tensor
@@ -80,5 +80,23 @@ extension Backend {
     }
 
     public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(.add, a, b) }
+    public func sub(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(.sub, a, b) }
     public func mul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(.mul, a, b) }
+    public func div(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(.div, a, b) }
+
+    public func silu(_ x: Tensor) throws -> Tensor { try unary(.silu, x) }
+    /// GELU as `torch.nn.functional.gelu(x, approximate:)`.
+    public func gelu(_ x: Tensor, approximate: GELUApproximation) throws -> Tensor {
+        try unary(approximate == .tanh ? .geluTanh : .geluExact, x)
+    }
+
+    /// Mean over `axes` (f64 accumulation), dropping them unless `keepDims`.
+    public func mean(_ x: Tensor, axes: [Int], keepDims: Bool = false) throws -> Tensor {
+        try reduce(.mean, x, axes: axes, keepDims: keepDims)
+    }
+}
+
+/// PyTorch's `approximate=` argument of GELU: "none" is the erf form, "tanh" the tanh approximation.
+public enum GELUApproximation: String, Sendable {
+    case none, tanh
 }

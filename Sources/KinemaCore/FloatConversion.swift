@@ -1,12 +1,13 @@
-// Scalar conversions between f32 and the narrow float formats, rounding exactly as PyTorch's c10 does:
-// round-to-nearest-even for bf16, f16, f8e5m2; f8e4m3fn rounds to nearest even and either saturates to
-// ±448 (what quantizers want) or, as `tensor.to(torch.float8_e4m3fn)` does, turns |x| ≥ 480 into NaN.
+// Scalar conversions between f32 and the narrow float formats, rounding exactly as PyTorch does (checked
+// bit for bit against torch 2.15 in FloatConversionGoldenTests): round-to-nearest-even for bf16, f16 and
+// f8e5m2 (overflow → ±inf); f8e4m3fn rounds to nearest even and saturates to ±448, infinities included.
 
 /// What an f8e4m3fn conversion does with values beyond its largest finite value, 448.
 public enum Float8Overflow: Sendable {
-    /// Clamp to ±448 (LightX2V's quantizers clamp before casting).
+    /// Clamp to ±448: what `tensor.to(torch.float8_e4m3fn)` does in current PyTorch, and what LightX2V's
+    /// quantizers do explicitly.
     case saturate
-    /// PyTorch's cast: values that round past 448 become NaN (e4m3fn has no infinity).
+    /// Older PyTorch (c10 before saturation): values that round past 448, and infinities, become NaN.
     case nan
 }
 

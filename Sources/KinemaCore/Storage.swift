@@ -12,13 +12,18 @@ public final class Storage: @unchecked Sendable {
     private let keepAlive: AnyObject?
 
     /// Allocates zeroed host memory, 64-byte aligned.
-    public init(hostBytes byteCount: Int) throws {
+    public convenience init(hostBytes byteCount: Int) throws {
+        try self.init(hostBytes: byteCount, fill: .zeroed)
+    }
+
+    /// Allocates host memory, 64-byte aligned, zeroed or not.
+    public init(hostBytes byteCount: Int, fill: HostFill) throws {
         let size = max(byteCount, 1)
         var pointer: UnsafeMutableRawPointer?
-        guard posix_memalign(&pointer, 64, size) == 0, let pointer else {
+        guard byteCount >= 0, posix_memalign(&pointer, 64, size) == 0, let pointer else {
             throw KinemaError.outOfMemory(requestedBytes: byteCount, detail: "host allocation failed")
         }
-        memset(pointer, 0, size)
+        if fill == .zeroed { memset(pointer, 0, size) }
         self.device = .cpu
         self.byteCount = byteCount
         self.base = pointer
@@ -48,4 +53,13 @@ public final class Storage: @unchecked Sendable {
     }
 
     deinit { release?(base) }
+}
+
+/// Whether fresh host memory is cleared.
+public enum HostFill: Sendable {
+    case zeroed
+    /// Contents unspecified. For kernels that write every element: skipping the serial memset (and
+    /// letting the kernel's own threads fault the pages in) roughly halves the cost of a large
+    /// elementwise op.
+    case uninitialized
 }

@@ -8,6 +8,12 @@ extension Tensor {
         return try Tensor(storage: Storage(hostBytes: count * dtype.byteSize), shape: shape, dtype: dtype)
     }
 
+    /// A contiguous host tensor whose contents are unspecified: only for code that writes every element.
+    public static func uninitialized(_ shape: [Int], dtype: DType) throws -> Tensor {
+        let count = shape.reduce(1, *)
+        return try Tensor(storage: Storage(hostBytes: count * dtype.byteSize, fill: .uninitialized), shape: shape, dtype: dtype)
+    }
+
     /// A host tensor from floats, rounded to `dtype`.
     public init(_ values: [Float], shape: [Int], dtype: DType = .f32) throws {
         guard shape.reduce(1, *) == values.count else {
@@ -122,14 +128,26 @@ public enum HostElements {
         case .f32: base.storeBytes(of: value, toByteOffset: element * 4, as: Float.self)
         case .bf16: base.storeBytes(of: bf16Bits(fromFloat: value), toByteOffset: element * 2, as: UInt16.self)
         case .f16: base.storeBytes(of: f16Bits(fromFloat: value), toByteOffset: element * 2, as: UInt16.self)
-        case .f8e4m3: base.storeBytes(of: f8e4m3Bits(fromFloat: value, overflow: .nan), toByteOffset: element, as: UInt8.self)
+        case .f8e4m3: base.storeBytes(of: f8e4m3Bits(fromFloat: value, overflow: .saturate), toByteOffset: element, as: UInt8.self)
         case .f8e5m2: base.storeBytes(of: f8e5m2Bits(fromFloat: value), toByteOffset: element, as: UInt8.self)
-        case .i8: base.storeBytes(of: Int8(clamping: Int(value.isFinite ? value.rounded(.towardZero) : 0)), toByteOffset: element, as: Int8.self)
-        case .u8: base.storeBytes(of: UInt8(clamping: Int(value.isFinite ? value.rounded(.towardZero) : 0)), toByteOffset: element, as: UInt8.self)
+        case .i8: base.storeBytes(of: Int8(clamping: truncatedInt64(value)), toByteOffset: element, as: Int8.self)
+        // PyTorch converts float → uint8 through int64, so negative values wrap (-1 → 255).
+        case .u8: base.storeBytes(of: UInt8(truncatingIfNeeded: truncatedInt64(value)), toByteOffset: element, as: UInt8.self)
         case .bool: base.storeBytes(of: UInt8(value != 0 ? 1 : 0), toByteOffset: element, as: UInt8.self)
-        case .i32: base.storeBytes(of: Int32(clamping: Int64(value.isFinite ? value.rounded(.towardZero) : 0)), toByteOffset: element * 4, as: Int32.self)
-        case .i64: base.storeBytes(of: Int64(value.isFinite ? Double(value).rounded(.towardZero) : 0), toByteOffset: element * 8, as: Int64.self)
+        case .i32: base.storeBytes(of: Int32(clamping: truncatedInt64(value)), toByteOffset: element * 4, as: Int32.self)
+        case .i64: base.storeBytes(of: truncatedInt64(value), toByteOffset: element * 8, as: Int64.self)
         }
+    }
+
+    /// Float → Int64 toward zero. Out-of-range values saturate and NaN gives 0: C (and so PyTorch) leaves
+    /// both undefined, and Swift's `Int64(_:)` would trap on them, which a file's values must never cause.
+    @inline(__always)
+    public static func truncatedInt64(_ value: Float) -> Int64 {
+        if value.isNaN { return 0 }
+        // 2^63 is exactly representable; every Float below it converts without trapping.
+        if value >= 9.223372036854775808e18 { return .max }
+        if value < -9.223372036854775808e18 { return .min }
+        return Int64(value.rounded(.towardZero))
     }
 
     /// Converts a run of contiguous floats into `dtype` at `destination`.

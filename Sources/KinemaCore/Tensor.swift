@@ -55,6 +55,9 @@ public struct Tensor: @unchecked Sendable, CustomStringConvertible {
     }
 
     public var isContiguous: Bool {
+        // An empty tensor has no elements to be out of order (as in PyTorch); its strides need not
+        // follow the row-major pattern past the zero-size axis.
+        if shape.contains(0) { return true }
         var expected = 1
         for axis in stride(from: shape.count - 1, through: 0, by: -1) where shape[axis] != 1 {
             if strides[axis] != expected { return false }

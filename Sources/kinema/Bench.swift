@@ -1,0 +1,55 @@
+import ArgumentParser
+import Foundation
+import KinemaCore
+import KinemaModels
+import KinemaPipeline
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time the Wan DiT forward at a real model shape with synthetic weights.",
+        discussion: "Sizes are latent sizes: pixels are 4·(F−1)+1 frames and 8× height/width. Prints per-step seconds and GFLOP/s; --json writes the report.")
+
+    enum Shape: String, ExpressibleByArgument, CaseIterable {
+        case t2v1_3b = "1.3b", t2v14b = "14b", i2v14b = "i2v-14b"
+        var config: WanConfig {
+            switch self {
+            case .t2v1_3b: return .t2v1_3B
+            case .t2v14b: return .t2v14B
+            case .i2v14b: return .i2v14B
+            }
+        }
+    }
+
+    @Option(help: "Model shape: \(Shape.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var shape: Shape = .t2v1_3b
+
+    @Option(help: "Latent frames.") var frames = 8
+    @Option(help: "Latent height (even).") var height = 16
+    @Option(help: "Latent width (even).") var width = 16
+    @Option(help: "Text tokens in the context.") var textTokens = 512
+    @Option(help: "Warm-up runs.") var warmup = 1
+    @Option(help: "Timed runs (the median is reported).") var iterations = 3
+    @Option(help: "Write the report as JSON to this file.") var json: String?
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws {
+        try runReportingErrors {
+            var request = DiTBenchmarkRequest(
+                config: shape.config, latentFrames: frames, latentHeight: height, latentWidth: width,
+                precision: compute.precision, device: compute.device.device)
+            request.textTokens = textTokens
+            request.warmup = warmup
+            request.iterations = iterations
+            let report = try DiTBenchmark.run(request)
+            print("Wan DiT \(shape.rawValue), \(compute.precision.rawValue), \(compute.device.device): latent \(frames)×\(height)×\(width) = \(report.tokens) tokens, \(textTokens) text tokens")
+            print(String(format: "  build (synthetic weights): %.2f s", report.loadSeconds))
+            print("  steps: " + report.stepSeconds.map { String(format: "%.3f s", $0) }.joined(separator: ", "))
+            print(String(format: "  median: %.3f s/forward, %.1f GFLOP/s (%.3g FLOP)", report.medianSeconds, report.achievedGFLOPS, report.flops))
+            if let json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+                try encoder.encode(report).write(to: URL(fileURLWithPath: json))
+            }
+        }
+    }
+}

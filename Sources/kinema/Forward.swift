@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import KinemaCore
+import KinemaPipeline
+
+struct Forward: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run one model component on tensors from a safetensors file and write its outputs.",
+        discussion: """
+            Tensor names follow diffusers' argument names.
+              transformer: hidden_states [B, C, F, H, W], timestep [B], encoder_hidden_states [B, L, 4096],
+                           optional encoder_hidden_states_image [B, 257, 1280] → sample [B, 16, F, H, W]
+            """)
+
+    @Option(help: "Model folder, pipeline folder or single .safetensors file.")
+    var model: String
+
+    @Option(help: "Which component to run.")
+    var component: ModelComponent = .transformer
+
+    @Option(help: "Input tensors (.safetensors).")
+    var inputs: String
+
+    @Option(help: "Where to write the outputs (.safetensors).")
+    var output: String
+
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws {
+        try runReportingErrors {
+            let logger = makeLogger()
+            let report = try ComponentForward.run(
+                ComponentForwardRequest(
+                    modelPath: model, component: component, inputsPath: inputs, outputPath: output,
+                    precision: compute.precision, device: compute.device.device))
+            for tensor in report.outputs {
+                logger.info("\(tensor.name): \(tensor.dtype.rawValue) \(tensor.shape)")
+            }
+            logger.info(
+                "loaded in \(String(format: "%.2f", report.loadSeconds)) s, forward in \(String(format: "%.2f", report.forwardSeconds)) s → \(output)")
+        }
+    }
+}
