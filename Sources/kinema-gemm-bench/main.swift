@@ -5,8 +5,13 @@ import KinemaCore
 // Times the CPU GEMM engines (built-in and BLAS) on square and Wan-shaped products, and CPU attention at a
 // DiT-like size. Prints GFLOP/s as the median of several runs after one warm-up run.
 //
-//   swift build -c release --product kinema-gemm-bench && .build/release/kinema-gemm-bench [gemm] [attention]
-//   KINEMA_THREADS=n and KINEMA_BLAS=<lib|off> apply as everywhere.
+//   swift build -c release --product kinema-gemm-bench
+//   .build/release/kinema-gemm-bench                  all of the below
+//   .build/release/kinema-gemm-bench gemm             the GEMM table
+//   .build/release/kinema-gemm-bench attention        attention B=1 H=12 L=4096 D=128
+//   .build/release/kinema-gemm-bench shape M K N [runs]   one GEMM shape, both engines, min/median/max
+// KINEMA_THREADS=n and KINEMA_BLAS=<lib|off> apply as everywhere. On a shared machine repeat the run:
+// neighbours' load moves single numbers by ±30%.
 
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
@@ -35,34 +40,54 @@ func timeRuns(_ runs: Int, _ body: () throws -> Void) rethrows -> Double {
     return median(times)
 }
 
+/// Times each engine on C[m, n] = A[m, k]·B[k, n]; returns GFLOP/s (min, median, max) per engine.
+func rates(m: Int, k: Int, n: Int, runs: Int, engines: [GemmEngine]) throws -> [(GemmEngine, [Double])] {
+    let a = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
+    let b = UnsafeMutablePointer<Float>.allocate(capacity: k * n)
+    let c = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
+    defer { a.deallocate(); b.deallocate(); c.deallocate() }
+    fill(a, m * k, seed: 1)
+    fill(b, k * n, seed: 2)
+    let lhs = try GemmOperand(a, rows: m, columns: k)
+    let rhs = try GemmOperand(b, rows: k, columns: n)
+    let flops = 2.0 * Double(m) * Double(n) * Double(k)
+    return try engines.map { engine in
+        try CPUGemm.multiply(lhs, rhs, into: c, ldc: n, engine: engine)  // warm-up
+        var samples: [Double] = []
+        for _ in 0..<runs {
+            samples.append(flops / (try seconds { try CPUGemm.multiply(lhs, rhs, into: c, ldc: n, engine: engine) }) / 1e9)
+        }
+        return (engine, samples)
+    }
+}
+
+func availableEngines() -> [GemmEngine] { BLASLibrary.shared == nil ? [.builtin] : [.builtin, .blas] }
+
 func benchGemm() throws {
     let shapes: [(m: Int, k: Int, n: Int, label: String)] = [
         (1024, 1024, 1024, "1024³"),
         (2048, 2048, 2048, "2048³"),
         (1024, 1536, 8960, "Wan FFN up: M=1024 K=1536 N=8960"),
     ]
-    var engines: [GemmEngine] = [.builtin]
-    if BLASLibrary.shared != nil { engines.append(.blas) }
+    let engines = availableEngines()
     print("shape".padding(toLength: 36, withPad: " ", startingAt: 0), engines.map { "\($0.rawValue) GFLOP/s" }.joined(separator: "  "), "  ratio")
     for shape in shapes {
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.k)
-        let b = UnsafeMutablePointer<Float>.allocate(capacity: shape.k * shape.n)
-        let c = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.n)
-        defer { a.deallocate(); b.deallocate(); c.deallocate() }
-        fill(a, shape.m * shape.k, seed: 1)
-        fill(b, shape.k * shape.n, seed: 2)
-        let lhs = try GemmOperand(a, rows: shape.m, columns: shape.k)
-        let rhs = try GemmOperand(b, rows: shape.k, columns: shape.n)
-        let flops = 2.0 * Double(shape.m) * Double(shape.n) * Double(shape.k)
-        let runs = flops > 2e10 ? 3 : 5
-        var rates: [Double] = []
-        for engine in engines {
-            let time = try timeRuns(runs) { try CPUGemm.multiply(lhs, rhs, into: c, ldc: shape.n, engine: engine) }
-            rates.append(flops / time / 1e9)
-        }
-        let ratio = rates.count == 2 ? String(format: "%.2f", rates[0] / rates[1]) : "-"
+        let runs = shape.m * shape.n * shape.k > 4_000_000_000 ? 5 : 9
+        let medians = try rates(m: shape.m, k: shape.k, n: shape.n, runs: runs, engines: engines).map { median($0.1) }
+        let ratio = medians.count == 2 ? String(format: "%.2f", medians[0] / medians[1]) : "-"
         print(shape.label.padding(toLength: 36, withPad: " ", startingAt: 0),
-              rates.map { String(format: "%8.1f", $0) }.joined(separator: "        "), "     ", ratio)
+              medians.map { String(format: "%8.1f", $0) }.joined(separator: "        "), "     ", ratio)
+    }
+}
+
+func benchShape(_ values: [Int]) throws {
+    guard values.count >= 3, values.allSatisfy({ $0 > 0 }) else {
+        print("usage: kinema-gemm-bench shape M K N [runs]")
+        return
+    }
+    for (engine, samples) in try rates(m: values[0], k: values[1], n: values[2], runs: values.count > 3 ? values[3] : 7, engines: availableEngines()) {
+        print(String(format: "%@ M=%d K=%d N=%d: min %.1f  median %.1f  max %.1f GFLOP/s", engine.rawValue, values[0], values[1], values[2],
+                     samples.min() ?? 0, median(samples), samples.max() ?? 0))
     }
 }
 
@@ -85,21 +110,12 @@ func benchAttention() throws {
     print(String(format: "attention B=%d H=%d L=%d D=%d f32: %.3f s, %.1f GFLOP/s (QKᵀ and PV)", batch, heads, length, dim, time, flops / time / 1e9))
 }
 
-if let spec = ProcessInfo.processInfo.environment["TUNE"] {  // TEMP: m,k,n,runs,engine
-    let parts = spec.split(separator: ",").map(String.init)
-    let (m, k, n, runs) = (Int(parts[0])!, Int(parts[1])!, Int(parts[2])!, Int(parts[3])!)
-    let engine = GemmEngine(rawValue: parts[4])!
-    let a = UnsafeMutablePointer<Float>.allocate(capacity: m * k); fill(a, m * k, seed: 1)
-    let b = UnsafeMutablePointer<Float>.allocate(capacity: k * n); fill(b, k * n, seed: 2)
-    let c = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
-    let lhs = try GemmOperand(a, rows: m, columns: k), rhs = try GemmOperand(b, rows: k, columns: n)
-    var rates: [Double] = []
-    for _ in 0..<runs { rates.append(2.0 * Double(m * n * k) / (try seconds { try CPUGemm.multiply(lhs, rhs, into: c, ldc: n, engine: engine) }) / 1e9) }
-    print(String(format: "max %.1f median %.1f", rates.max()!, median(rates)))
-    exit(0)
-}
-let arguments = Set(CommandLine.arguments.dropFirst())
+let arguments = Array(CommandLine.arguments.dropFirst())
 print(CPUGemm.summary)
 if let configuration = BLASLibrary.shared?.configuration { print("BLAS config: \(configuration)") }
-if arguments.isEmpty || arguments.contains("gemm") { try benchGemm() }
-if arguments.isEmpty || arguments.contains("attention") { try benchAttention() }
+if arguments.first == "shape" {
+    try benchShape(arguments.dropFirst().compactMap { Int($0) })
+} else {
+    if arguments.isEmpty || arguments.contains("gemm") { try benchGemm() }
+    if arguments.isEmpty || arguments.contains("attention") { try benchAttention() }
+}
