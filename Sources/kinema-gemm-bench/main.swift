@@ -80,6 +80,28 @@ func benchGemm() throws {
     }
 }
 
+/// linear() with the Wan FFN shape and a bf16 weight: includes widening the weight while packing (built-in)
+/// or in column chunks (BLAS).
+func benchLinear() throws {
+    let (rows, inFeatures, outFeatures) = (1024, 1536, 8960)
+    let x = try Tensor.zeros([rows, inFeatures], dtype: .f32)
+    fill(x.hostPointer.assumingMemoryBound(to: Float.self), rows * inFeatures, seed: 3)
+    var values = [Float](repeating: 0, count: outFeatures * inFeatures)
+    values.withUnsafeMutableBufferPointer { buffer in
+        if let base = buffer.baseAddress { fill(base, buffer.count, seed: 4) }
+    }
+    let weight = try Tensor(values, shape: [outFeatures, inFeatures], dtype: .bf16)
+    let flops = 2.0 * Double(rows * inFeatures * outFeatures)
+    var line = "linear x f32 [1024, 1536] · bf16 weight [8960, 1536]:"
+    for engine in availableEngines() {
+        let time = try CPUGemm.$forcedEngine.withValue(engine) {
+            try timeRuns(5) { _ = try CPUBackend.shared.linear(x, weight: weight, bias: nil) }
+        }
+        line += String(format: "  %@ %.1f GFLOP/s", engine.rawValue, flops / time / 1e9)
+    }
+    print(line)
+}
+
 func benchShape(_ values: [Int]) throws {
     guard values.count >= 3, values.allSatisfy({ $0 > 0 }) else {
         print("usage: kinema-gemm-bench shape M K N [runs]")
@@ -116,6 +138,9 @@ if let configuration = BLASLibrary.shared?.configuration { print("BLAS config: \
 if arguments.first == "shape" {
     try benchShape(arguments.dropFirst().compactMap { Int($0) })
 } else {
-    if arguments.isEmpty || arguments.contains("gemm") { try benchGemm() }
+    if arguments.isEmpty || arguments.contains("gemm") {
+        try benchGemm()
+        try benchLinear()
+    }
     if arguments.isEmpty || arguments.contains("attention") { try benchAttention() }
 }
