@@ -32,9 +32,9 @@ enum CPUAttention {
     static let packedBudgetFloats = 64 << 20
 
     static func attention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws -> Tensor {
-        try CPUOperands.requireFloat(query, "attention query")
-        try CPUOperands.requireFloat(key, "attention key")
-        try CPUOperands.requireFloat(value, "attention value")
+        try CPUChecks.floating(query, "attention query")
+        try CPUChecks.floating(key, "attention key")
+        try CPUChecks.floating(value, "attention value")
         guard query.rank == 4, key.rank == 4, value.rank == 4 else {
             throw KinemaError.shapeMismatch(
                 context: "attention", expected: "q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv]",
@@ -99,7 +99,7 @@ enum CPUAttention {
                     tile.run(
                         q.rowSlice(q0..<(q0 + rows)), scoreScale: scoreScale, keys: lk,
                         kPacked: packed + slot * (kFloats + vFloats), vPacked: packed + slot * (kFloats + vFloats) + kFloats)
-                    try CPUOperands.store(tile.o, rows: rows, columns: dv, sourceStride: dv, into: output, start: (head * lq + q0) * dv)
+                    CPUOperands.store(tile.o, rows: rows, columns: dv, sourceStride: dv, into: output, start: (head * lq + q0) * dv)
                 } catch { failure.record(error) }
             }
             try failure.rethrow()

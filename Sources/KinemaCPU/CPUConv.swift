@@ -17,8 +17,8 @@ enum CPUConv {
     static let minimumTile = 64
 
     static func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) throws -> Tensor {
-        try CPUOperands.requireFloat(x, "conv3d input")
-        try CPUOperands.requireFloat(weight, "conv3d weight")
+        try CPUChecks.floating(x, "conv3d input")
+        try CPUChecks.floating(weight, "conv3d weight")
         guard x.rank == 5, weight.rank == 5, weight.shape[1] == x.shape[1] else {
             throw KinemaError.shapeMismatch(
                 context: "conv3d", expected: "x [B, Cin, T, H, W] with weight [Cout, Cin, kT, kH, kW]",
@@ -48,7 +48,7 @@ enum CPUConv {
         let depth = inChannels * kernel.reduce(1, *)  // GEMM K
         let positions = outSize.reduce(1, *)  // GEMM N per batch item
         // The weight as A [Cout, K] in f32, widened once: it is reused by every tile, and BLAS needs f32.
-        let weightFloats = CPUOperands.gatherFloats(weight)
+        let weightFloats = try CPUOperands.gatherFloats(weight, "conv3d weight")
         defer { weightFloats.deallocate() }
         let a = GemmOperand(unchecked: weightFloats, dtype: .f32, rows: outChannels, columns: depth, rowStride: depth, columnStride: 1)
         let geometry = Geometry(x: x, kernel: kernel, stride: stride, padding: padding, outSize: outSize)
@@ -95,7 +95,7 @@ enum CPUConv {
                 }
                 try CPUGemm.multiply(a, rhs, into: target, ldc: ldc, update: biasValues == nil ? .overwrite : .accumulate, engine: engine)
                 if output.dtype != .f32 {
-                    try CPUOperands.store(
+                    CPUOperands.store(
                         scratch, rows: outChannels, columns: width, sourceStride: width, into: output, start: outStart,
                         outputStride: positions)
                 }

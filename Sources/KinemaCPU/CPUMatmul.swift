@@ -14,8 +14,8 @@ enum CPUMatmul {
 
     /// [..., M, K] · [..., K, N] → [..., M, N] with NumPy broadcasting of the batch axes; result dtype a.dtype.
     static func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
-        try CPUOperands.requireFloat(a, "matmul lhs")
-        try CPUOperands.requireFloat(b, "matmul rhs")
+        try CPUChecks.floating(a, "matmul lhs")
+        try CPUChecks.floating(b, "matmul rhs")
         guard a.rank >= 2, b.rank >= 2 else {
             throw KinemaError.shapeMismatch(context: "matmul", expected: "operands of rank ≥ 2", found: "\(a.shape) · \(b.shape)")
         }
@@ -53,8 +53,8 @@ enum CPUMatmul {
     /// The weight is read in its own dtype and layout (a bf16 [8960, 1536] weight is widened panel by panel
     /// while packing, never copied whole to f32).
     static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
-        try CPUOperands.requireFloat(x, "linear input")
-        try CPUOperands.requireFloat(weight, "linear weight")
+        try CPUChecks.floating(x, "linear input")
+        try CPUChecks.floating(weight, "linear weight")
         guard x.rank >= 1, weight.rank == 2, weight.shape[1] == x.shape[x.rank - 1] else {
             throw KinemaError.shapeMismatch(
                 context: "linear", expected: "x [..., in] with weight [out, in]", found: "x \(x.shape), weight \(weight.shape)")
@@ -73,7 +73,7 @@ enum CPUMatmul {
         if let view = try x.viewed(as: [rows, inFeatures]) {
             lhs = try GemmOperand(matrixOf: view)
         } else {
-            let copy = CPUOperands.gatherFloats(x)
+            let copy = try CPUOperands.gatherFloats(x, "linear input")
             gathered = copy
             lhs = try GemmOperand(copy, rows: rows, columns: inFeatures)
         }
@@ -110,7 +110,7 @@ enum CPUMatmul {
             let rows = min(chunkRows, m - r0)
             prefill(scratch, rows: rows)
             try CPUGemm.multiply(a.rowSlice(r0..<(r0 + rows)), b, into: scratch, ldc: n, update: update, engine: engine, threads: threads)
-            try CPUOperands.store(scratch, rows: rows, columns: n, sourceStride: n, into: output, start: start + r0 * n)
+            CPUOperands.store(scratch, rows: rows, columns: n, sourceStride: n, into: output, start: start + r0 * n)
         }
     }
 

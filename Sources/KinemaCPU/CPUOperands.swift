@@ -1,19 +1,9 @@
 import KinemaCore
 
-// Shared plumbing for the GEMM-based ops (matmul, linear, attention, conv3d): input checks that turn bad
-// calls into KinemaErrors, strided gathers to f32, and rounding f32 results into the output dtype.
+// Shared plumbing for the GEMM-based ops (matmul, linear, attention, conv3d) on top of CPUStrided.swift's
+// helpers: batch offsets, gathers to contiguous f32, and rounding f32 results into the output dtype.
 
 enum CPUOperands {
-    /// Throws unless `x` is a host tensor of a floating-point dtype.
-    static func requireFloat(_ x: Tensor, _ context: String) throws {
-        guard x.device == .cpu else {
-            throw KinemaError.deviceMismatch(context: context, expected: .cpu, found: x.device)
-        }
-        guard x.dtype.isFloatingPoint else {
-            throw KinemaError.dtypeMismatch(context: context, expected: "f32, bf16 or f16", found: x.dtype)
-        }
-    }
-
     /// Element offsets (relative to the view's first element) of every index of `shape`, in row-major order,
     /// for a tensor with `strides` (0 for broadcast axes).
     static func offsets(shape: [Int], strides: [Int]) -> [Int] {
@@ -37,31 +27,20 @@ enum CPUOperands {
         return result
     }
 
-    /// A contiguous f32 copy of `x` (any float dtype, any strides). Caller deallocates.
-    static func gatherFloats(_ x: Tensor) -> UnsafeMutablePointer<Float> {
-        let count = x.count
-        let out = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        guard count > 0 else { return out }
-        let inner = x.rank == 0 ? 1 : x.shape[x.rank - 1]
-        let innerStride = x.rank == 0 ? 1 : x.strides[x.rank - 1]
-        let outer = offsets(shape: Array(x.shape.dropLast()), strides: Array(x.strides.dropLast()))
-        let base = UnsafeRawPointer(x.storage.base)
-        Parallel.forRanges(outer.count, grain: max(1, 16384 / max(inner, 1))) { rows in
-            for row in rows {
-                StridedFloats.load(
-                    base, dtype: x.dtype, start: x.offset + outer[row], stride: innerStride, count: inner,
-                    into: out + row * inner, outStride: 1)
-            }
+    /// A contiguous f32 copy of `x` (any float dtype, any strides, rank ≥ 1). Caller deallocates.
+    static func gatherFloats(_ x: Tensor, _ context: String) throws -> UnsafeMutablePointer<Float> {
+        let source = try RowSource(x, context)
+        let out = UnsafeMutablePointer<Float>.allocate(capacity: max(x.count, 1))
+        let length = source.length
+        Parallel.forRanges(source.rows, grain: max(1, parallelGrain / max(length, 1))) { rows in
+            source.forEachRow(rows) { row, offset in source.load(rowAt: offset, into: out + row * length) }
         }
         return out
     }
 
     /// The values of a 1-D parameter (bias) as f32, checked to have `count` elements.
     static func vector(_ x: Tensor, count: Int, _ context: String) throws -> [Float] {
-        try requireFloat(x, context)
-        guard x.rank == 1, x.shape[0] == count else {
-            throw KinemaError.shapeMismatch(context: context, expected: "[\(count)]", found: "\(x.shape)")
-        }
+        try CPUChecks.vector(x, length: count, context)
         return try x.floats()
     }
 
@@ -70,14 +49,12 @@ enum CPUOperands {
     static func store(
         _ source: UnsafePointer<Float>, rows: Int, columns: Int, sourceStride: Int, into output: Tensor, start: Int,
         outputStride: Int? = nil
-    ) throws {
-        let base = output.hostPointer
-        let size = output.dtype.byteSize
+    ) {
         let stride = outputStride ?? columns
         for row in 0..<rows {
-            try HostElements.store(
-                UnsafeBufferPointer(start: source + row * sourceStride, count: columns),
-                into: base + (start + row * stride) * size, dtype: output.dtype)
+            ElementRun.store(
+                source + row * sourceStride, count: columns, to: output.hostPointer, offset: start + row * stride,
+                dtype: output.dtype)
         }
     }
 }
