@@ -76,7 +76,12 @@ final class TorchReferenceOpTests: XCTestCase {
     func testEveryOpMatchesTorch() throws {
         let tensors = try Fixtures.open("ops/ops.safetensors")
         var checked: [String] = []
-        for entry in try entries() {
+        let all = try entries()
+        let names = Set(all.map(\.name))
+        for entry in all {
+            // Where torch's own f32 kernel is measurably inexact (layer_norm on rows with a large mean), the
+            // fixture adds `<name>_f64ref`, torch's float64 result rounded to f32; we are held to that instead.
+            if names.contains(entry.name + "_f64ref") { continue }
             guard let actual = try run(entry, tensors) else { continue }
             let expected = try tensors.tensor(entry.output)
             XCTAssertEqual(actual.dtype, expected.dtype, entry.name)
@@ -84,6 +89,6 @@ final class TorchReferenceOpTests: XCTestCase {
             assertClose(actual, expected, relL2: tolerance, entry.name)
             checked.append(entry.name)
         }
-        XCTAssertGreaterThanOrEqual(checked.count, 28, "ran: \(checked)")
+        XCTAssertGreaterThanOrEqual(checked.count, 29, "ran: \(checked)")
     }
 }

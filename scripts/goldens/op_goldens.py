@@ -137,6 +137,20 @@ def build() -> OpSet:
             {"eps": 1e-6, "normalized_shape": [37], "axis": -1, "affine": False},
             "F.layer_norm(x, (37,), None, None, eps=1e-6)",
             input_tensor_names={"x": "layer_norm_affine.x"})
+    # torch's f32 CPU layer_norm itself is off by ~3e-5 (relative) on row 2 (mean 100, spread 0.1): its f32
+    # mean/variance lose digits there. These entries give torch's float64 result rounded to f32, the
+    # reference that an f32 kernel accumulating in f64 should match.
+    xd, wd, bd = x.double(), w.double(), b.double()
+    ops.add("layer_norm_affine_f64ref", "layer_norm", {"x": x, "weight": w, "bias": b},
+            F.layer_norm(xd, (37,), wd, bd, eps=1e-6).float(),
+            {"eps": 1e-6, "normalized_shape": [37], "axis": -1},
+            "F.layer_norm(x.double(), (37,), weight.double(), bias.double(), eps=1e-6).float()",
+            input_tensor_names={"x": "layer_norm_affine.x", "weight": "layer_norm_affine.weight",
+                                "bias": "layer_norm_affine.bias"})
+    ops.add("layer_norm_plain_f64ref", "layer_norm", {"x": x}, F.layer_norm(xd, (37,), None, None, eps=1e-6).float(),
+            {"eps": 1e-6, "normalized_shape": [37], "axis": -1, "affine": False},
+            "F.layer_norm(x.double(), (37,), None, None, eps=1e-6).float()",
+            input_tensor_names={"x": "layer_norm_affine.x"})
     ops.add("rms_norm", "rms_norm", {"x": x, "weight": w}, F.rms_norm(x, (37,), w, eps=1e-6),
             {"eps": 1e-6, "normalized_shape": [37], "axis": -1},
             "F.rms_norm(x, (37,), weight, eps=1e-6)  # x * rsqrt(mean(x^2) + eps) * weight",
