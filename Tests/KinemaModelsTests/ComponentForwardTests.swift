@@ -1,0 +1,86 @@
+import Foundation
+import KinemaCore
+import KinemaIO
+import KinemaNN
+import KinemaPipeline
+import KinemaTestSupport
+import XCTest
+
+// `kinema forward` as a library call: files in, files out, clear errors.
+
+final class ComponentForwardTests: XCTestCase {
+    func temporaryPath(_ name: String) -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("kinema-\(UUID().uuidString)-\(name)").path
+    }
+
+    func request(model: String, inputs: String, output: String, device: Device = .cpu) -> ComponentForwardRequest {
+        ComponentForwardRequest(
+            modelPath: model, component: .transformer, inputsPath: inputs, outputPath: output, precision: .f32, device: device)
+    }
+
+    func testForwardWritesTheReferenceSample() throws {
+        for layout in ["diffusers", "wan"] {
+            let output = temporaryPath("sample.safetensors")
+            defer { try? FileManager.default.removeItem(atPath: output) }
+            let report = try ComponentForward.run(
+                request(model: Fixtures.path("wan_dit/odd/\(layout)"), inputs: Fixtures.path("wan_dit/odd/io.safetensors"), output: output))
+            XCTAssertEqual(report.outputs.map(\.name), ["sample"])
+            let written = try SafeTensors.open(output).tensor("sample")
+            assertClose(written, try Fixtures.open("wan_dit/odd/io.safetensors").tensor("sample"), relL2: Tolerances.goldenF32RelL2, layout)
+        }
+    }
+
+    func testMissingInputIsNamed() throws {
+        let inputs = temporaryPath("inputs.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: inputs) }
+        try SafeTensors.write(["hidden_states": try Tensor.zeros([1, 16, 1, 2, 2])], to: inputs)
+        XCTAssertThrowsError(
+            try ComponentForward.run(request(model: Fixtures.path("wan_dit/t2v/wan"), inputs: inputs, output: temporaryPath("out")))
+        ) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("timestep") && text.contains("encoder_hidden_states"), text)
+        }
+    }
+
+    func testWrongShapesGiveErrorsNotCrashes() throws {
+        let inputs = temporaryPath("inputs.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: inputs) }
+        // Odd latent width (not a multiple of the 2×2 patch) and a text width the model does not have.
+        try SafeTensors.write(
+            [
+                "hidden_states": try Tensor.zeros([1, 16, 1, 4, 5]), "timestep": try Tensor([10], shape: [1]),
+                "encoder_hidden_states": try Tensor.zeros([1, 3, 48]),
+            ], to: inputs)
+        XCTAssertThrowsError(
+            try ComponentForward.run(request(model: Fixtures.path("wan_dit/t2v/wan"), inputs: inputs, output: temporaryPath("out")))
+        ) { error in XCTAssertTrue("\(error)".contains("patch"), "\(error)") }
+        try SafeTensors.write(
+            [
+                "hidden_states": try Tensor.zeros([1, 16, 1, 4, 4]), "timestep": try Tensor([10], shape: [1]),
+                "encoder_hidden_states": try Tensor.zeros([1, 3, 4096]),
+            ], to: inputs)
+        XCTAssertThrowsError(
+            try ComponentForward.run(request(model: Fixtures.path("wan_dit/t2v/wan"), inputs: inputs, output: temporaryPath("out")))
+        ) { error in XCTAssertTrue("\(error)".contains("text context"), "\(error)") }
+    }
+
+    func testImageModelWithoutImageFeaturesIsAClearError() throws {
+        let io = try Fixtures.open("wan_dit/i2v/io.safetensors")
+        let inputs = temporaryPath("inputs.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: inputs) }
+        try SafeTensors.write(
+            [
+                "hidden_states": try io.tensor("hidden_states"), "timestep": try io.tensor("timestep"),
+                "encoder_hidden_states": try io.tensor("encoder_hidden_states"),
+            ], to: inputs)
+        XCTAssertThrowsError(
+            try ComponentForward.run(request(model: Fixtures.path("wan_dit/i2v/diffusers"), inputs: inputs, output: temporaryPath("out")))
+        ) { error in XCTAssertTrue("\(error)".contains("image"), "\(error)") }
+    }
+
+    func testMissingModelPathIsAClearError() {
+        XCTAssertThrowsError(
+            try ComponentForward.run(request(model: "/nonexistent/model", inputs: Fixtures.path("wan_dit/t2v/io.safetensors"), output: "/tmp/x"))
+        ) { error in XCTAssertTrue("\(error)".contains("/nonexistent/model"), "\(error)") }
+    }
+}
