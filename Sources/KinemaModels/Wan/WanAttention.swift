@@ -18,11 +18,10 @@ func mergeHeads(_ x: Tensor, backend b: any Backend) throws -> Tensor {
     return try b.reshape(try x.permuted([0, 2, 1, 3]), [batch, length, heads * headDim])
 }
 
-struct WanSelfAttention {
+/// The q/k/v/o projections and q/k RMS norms that self- and cross-attention share.
+struct WanAttentionProjections {
     let q, k, v, o: Linear
     let normQ, normK: RMSNorm
-    let heads: Int
-    let backend: any Backend
 
     init(_ w: WeightScope, config c: WanConfig, dtype: DType) throws {
         q = try Linear(w["q"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
@@ -31,6 +30,16 @@ struct WanSelfAttention {
         o = try Linear(w["o"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
         normQ = try RMSNorm(w["norm_q"], dim: c.dim, eps: c.eps)
         normK = try RMSNorm(w["norm_k"], dim: c.dim, eps: c.eps)
+    }
+}
+
+struct WanSelfAttention {
+    let projections: WanAttentionProjections
+    let heads: Int
+    let backend: any Backend
+
+    init(_ w: WeightScope, config c: WanConfig, dtype: DType) throws {
+        projections = try WanAttentionProjections(w, config: c, dtype: dtype)
         heads = c.numHeads
         backend = w.backend
     }
@@ -38,6 +47,7 @@ struct WanSelfAttention {
     /// x [B, L, D] (compute dtype) → [B, L, D]
     func callAsFunction(_ x: Tensor, rope: WanRoPE) throws -> Tensor {
         let b = backend
+        let (q, k, v, o, normQ, normK) = (projections.q, projections.k, projections.v, projections.o, projections.normQ, projections.normK)
         let batch = x.shape[0]
         let length = x.shape[1]
         let headDim = x.shape[2] / heads
@@ -53,8 +63,7 @@ struct WanSelfAttention {
 }
 
 struct WanCrossAttention {
-    let q, k, v, o: Linear
-    let normQ, normK: RMSNorm
+    let projections: WanAttentionProjections
     /// The image branch of I2V/FLF2V models: separate k/v over the CLIP tokens, summed after attention.
     let imageKey: Linear?
     let imageValue: Linear?
@@ -63,12 +72,7 @@ struct WanCrossAttention {
     let backend: any Backend
 
     init(_ w: WeightScope, config c: WanConfig, dtype: DType) throws {
-        q = try Linear(w["q"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
-        k = try Linear(w["k"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
-        v = try Linear(w["v"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
-        o = try Linear(w["o"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
-        normQ = try RMSNorm(w["norm_q"], dim: c.dim, eps: c.eps)
-        normK = try RMSNorm(w["norm_k"], dim: c.dim, eps: c.eps)
+        projections = try WanAttentionProjections(w, config: c, dtype: dtype)
         if c.hasImageBranch {
             imageKey = try Linear(w["k_img"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
             imageValue = try Linear(w["v_img"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
@@ -85,6 +89,7 @@ struct WanCrossAttention {
     /// x [B, L, D]; text [B, Lt, D]; image [B, Li, D] or nil → [B, L, D]
     func callAsFunction(_ x: Tensor, text: Tensor, image: Tensor?) throws -> Tensor {
         let b = backend
+        let (q, k, v, o, normQ, normK) = (projections.q, projections.k, projections.v, projections.o, projections.normQ, projections.normK)
         let headDim = x.shape[2] / heads
         let scale = 1 / Float(headDim).squareRoot()
         let query = try splitHeads(try normQ(try q(x)), heads: heads, backend: b)
