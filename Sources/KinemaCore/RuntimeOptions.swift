@@ -11,6 +11,11 @@ public struct RuntimeOptions: Sendable {
     public var cudaLibraryPath: String?
     /// Verbosity 0…3 (KINEMA_DEBUG).
     public var debugLevel: Int
+    /// Where compiled GPU kernels are cached (KINEMA_KERNEL_CACHE; default $XDG_CACHE_HOME/kinema/kernels or
+    /// ~/.cache/kinema/kernels). "off" disables the disk cache.
+    public var kernelCacheDirectory: String?
+    /// Device memory budget in bytes for the CUDA allocator (KINEMA_MAX_VRAM, e.g. "20G"); nil: no limit.
+    public var maxDeviceMemory: Int?
 
     public static let current = RuntimeOptions(environment: ProcessInfo.processInfo.environment)
 
@@ -20,5 +25,30 @@ public struct RuntimeOptions: Sendable {
         blas = environment["KINEMA_BLAS"].flatMap { $0.isEmpty ? nil : $0 }
         cudaLibraryPath = environment["KINEMA_CUDA_LIB_PATH"].flatMap { $0.isEmpty ? nil : $0 }
         debugLevel = environment["KINEMA_DEBUG"].flatMap(Int.init) ?? 0
+        if let cache = environment["KINEMA_KERNEL_CACHE"], !cache.isEmpty {
+            kernelCacheDirectory = cache == "off" ? nil : cache
+        } else if let xdg = environment["XDG_CACHE_HOME"], !xdg.isEmpty {
+            kernelCacheDirectory = xdg + "/kinema/kernels"
+        } else if let home = environment["HOME"], !home.isEmpty {
+            kernelCacheDirectory = home + "/.cache/kinema/kernels"
+        } else {
+            kernelCacheDirectory = nil
+        }
+        maxDeviceMemory = environment["KINEMA_MAX_VRAM"].flatMap(RuntimeOptions.parseBytes)
+    }
+}
+
+extension RuntimeOptions {
+    /// Parses "1234", "512M", "20G", "1.5GiB" into bytes.
+    public static func parseBytes(_ text: String) -> Int? {
+        let trimmed = text.trimmingCharacters(in: .whitespaces).uppercased()
+        let (kib, mib, gib) = (1024.0, 1024.0 * 1024, 1024.0 * 1024 * 1024)
+        let units: [(String, Double)] = [("GIB", gib), ("MIB", mib), ("KIB", kib), ("GB", 1e9), ("MB", 1e6), ("KB", 1e3),
+                                         ("G", gib), ("M", mib), ("K", kib), ("B", 1)]
+        for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
+            guard let value = Double(trimmed.dropLast(suffix.count)), value >= 0 else { return nil }
+            return Int(value * scale)
+        }
+        return Int(trimmed).flatMap { $0 >= 0 ? $0 : nil }
     }
 }

@@ -6,12 +6,8 @@ import KinemaCUDA
 public enum Backends {
     public static func make(_ device: Device) throws -> any Backend {
         switch device {
-        case .cpu:
-            return CPUBackend.shared
-        case .cuda:
-            let driver = CUDAAvailability.loadableDriver()
-            throw KinemaError.unsupported(
-                "the CUDA backend is not part of this build yet (driver library \(driver.map { "found at \($0)" } ?? "not found")); use --device cpu")
+        case .cpu: return CPUBackend.shared
+        case .cuda(let ordinal): return try CUDABackend(ordinal: ordinal)
         }
     }
 }

@@ -1,0 +1,263 @@
+import Foundation
+import KinemaCore
+
+// Row ops, reductions, RoPE and the matrix ops of the CUDA backend.
+
+extension CUDABackend {
+    /// f32 contiguous copy of an optional parameter vector (norm weights, biases), checked to be [length].
+    private func parameter(_ x: Tensor?, length: Int, _ name: String) throws -> Tensor? {
+        guard let x else { return nil }
+        guard x.count == length else {
+            throw KinemaError.shapeMismatch(context: name, expected: "[\(length)]", found: "\(x.shape)")
+        }
+        return try cast(try upload(x), to: .f32)
+    }
+
+    private func rows(_ x: Tensor, _ op: String) throws -> (input: Tensor, rows: Int, width: Int) {
+        try computable(x, op)
+        guard let width = x.shape.last, width > 0 else {
+            throw KinemaError.invalidArgument("\(op): needs a non-empty last axis, got \(x.shape)")
+        }
+        return (try contiguous(x), x.count / width, width)
+    }
+
+    public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) throws -> Tensor {
+        let (input, count, width) = try rows(x, "layerNorm")
+        let (w, b) = (try parameter(weight, length: width, "layerNorm weight"), try parameter(bias, length: width, "layerNorm bias"))
+        let out = try empty(x.shape, x.dtype)
+        guard count > 0 else { return out }
+        try launch("kinema_layer_norm", RowKernels.norms(x.dtype), grid: (count, 1, 1), block: (256, 1, 1)) { arguments in
+            arguments.append(address(input))
+            arguments.append(address(out))
+            arguments.append(Int32(width))
+            arguments.append(optionalAddress(w))
+            arguments.append(optionalAddress(b))
+            arguments.append(eps)
+        }
+        return out
+    }
+
+    public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) throws -> Tensor {
+        let (input, count, width) = try rows(x, "rmsNorm")
+        let w = try parameter(weight, length: width, "rmsNorm weight")
+        let out = try empty(x.shape, x.dtype)
+        guard count > 0 else { return out }
+        try launch("kinema_rms_norm", RowKernels.norms(x.dtype), grid: (count, 1, 1), block: (256, 1, 1)) { arguments in
+            arguments.append(address(input))
+            arguments.append(address(out))
+            arguments.append(Int32(width))
+            arguments.append(optionalAddress(w))
+            arguments.append(eps)
+        }
+        return out
+    }
+
+    public func softmax(_ x: Tensor) throws -> Tensor {
+        let (input, count, width) = try rows(x, "softmax")
+        let out = try empty(x.shape, x.dtype)
+        guard count > 0 else { return out }
+        try launch("kinema_softmax", RowKernels.norms(x.dtype), grid: (count, 1, 1), block: (256, 1, 1)) { arguments in
+            arguments.append(address(input))
+            arguments.append(address(out))
+            arguments.append(Int32(width))
+        }
+        return out
+    }
+
+    public func reduce(_ op: ReduceOp, _ x: Tensor, axes: [Int], keepDims: Bool) throws -> Tensor {
+        try computable(x, "reduce")
+        let resolved = Set(try axes.map { try x.axis($0) })
+        guard !resolved.isEmpty else { throw KinemaError.invalidArgument("reduce: no axes given") }
+        let kept = (0..<x.rank).filter { !resolved.contains($0) }
+        let reduced = (0..<x.rank).filter { resolved.contains($0) }
+        // Move the reduced axes last, then reduce contiguous rows.
+        let ordered = try contiguous(try x.permuted(kept + reduced))
+        let width = reduced.reduce(1) { $0 * x.shape[$1] }
+        let count = kept.reduce(1) { $0 * x.shape[$1] }
+        let outShape = keepDims ? x.shape.enumerated().map { resolved.contains($0.offset) ? 1 : $0.element } : kept.map { x.shape[$0] }
+        let out = try empty(outShape, x.dtype)
+        guard count > 0, width > 0 else { return out }
+        let code: Int32 = op == .sum ? 0 : op == .mean ? 1 : 2
+        try launch("kinema_reduce", RowKernels.norms(x.dtype), grid: (count, 1, 1), block: (256, 1, 1)) { arguments in
+            arguments.append(address(ordered))
+            arguments.append(address(out))
+            arguments.append(Int64(width))
+            arguments.append(code)
+        }
+        return out
+    }
+
+    public func rope(_ x: Tensor, cos: Tensor, sin: Tensor) throws -> Tensor {
+        try computable(x, "rope")
+        guard x.rank == 4, x.shape[3] % 2 == 0 else {
+            throw KinemaError.shapeMismatch(context: "rope", expected: "[B, L, H, D] with even D", found: "\(x.shape)")
+        }
+        let (length, heads, half) = (x.shape[1], x.shape[2], x.shape[3] / 2)
+        guard cos.shape == [length, half], sin.shape == [length, half] else {
+            throw KinemaError.shapeMismatch(context: "rope tables", expected: "[\(length), \(half)]", found: "\(cos.shape), \(sin.shape)")
+        }
+        let input = try contiguous(x)
+        let (c, s) = (try cast(try upload(cos), to: .f32), try cast(try upload(sin), to: .f32))
+        let out = try empty(x.shape, x.dtype)
+        let pairs = x.count / 2
+        try launchLinear("kinema_rope", RowKernels.norms(x.dtype), count: pairs) { arguments in
+            arguments.append(address(input))
+            arguments.append(address(out))
+            arguments.append(Int64(pairs))
+            arguments.append(Int32(length))
+            arguments.append(Int32(heads))
+            arguments.append(Int32(half))
+            arguments.append(address(c))
+            arguments.append(address(s))
+        }
+        return out
+    }
+
+    // MARK: - Matrix ops
+
+    /// out[batch] = a[batch] · b[batch] for 3-D operand views (batch, rows, cols) with any strides.
+    private func batchedGemm(_ a: Tensor, _ b: Tensor, bias: Tensor?, outType: DType) throws -> Tensor {
+        let (batch, m, k, n) = (a.shape[0], a.shape[1], a.shape[2], b.shape[2])
+        let out = try empty([batch, m, n], outType)
+        guard batch > 0, m > 0, n > 0 else { return out }
+        guard k > 0 else { return try zeros([batch, m, n], dtype: outType) }
+        try launch("kinema_gemm", MatrixKernels.gemm(a.dtype, b.dtype, out: outType), grid: ((n + 15) / 16, (m + 15) / 16, batch), block: (16, 16, 1)) { arguments in
+            arguments.append(address(a))
+            arguments.append(Int64(a.strides[0]))
+            arguments.append(Int64(a.strides[1]))
+            arguments.append(Int64(a.strides[2]))
+            arguments.append(address(b))
+            arguments.append(Int64(b.strides[0]))
+            arguments.append(Int64(b.strides[1]))
+            arguments.append(Int64(b.strides[2]))
+            arguments.append(address(out))
+            arguments.append(Int32(m))
+            arguments.append(Int32(n))
+            arguments.append(Int32(k))
+            arguments.append(optionalAddress(bias))
+        }
+        return out
+    }
+
+    public func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try computable(a, "matmul")
+        try computable(b, "matmul")
+        guard a.rank >= 2, b.rank >= 2, a.shape[a.rank - 1] == b.shape[b.rank - 2] else {
+            throw KinemaError.shapeMismatch(context: "matmul", expected: "[..., M, K] · [..., K, N]", found: "\(a.shape) · \(b.shape)")
+        }
+        let (m, k, n) = (a.shape[a.rank - 2], a.shape[a.rank - 1], b.shape[b.rank - 1])
+        let batchA = Array(a.shape.dropLast(2))
+        let batchB = Array(b.shape.dropLast(2))
+        let rank = max(batchA.count, batchB.count)
+        let pa = Array(repeating: 1, count: rank - batchA.count) + batchA
+        let pb = Array(repeating: 1, count: rank - batchB.count) + batchB
+        let batchShape = try zip(pa, pb).map { x, y -> Int in
+            guard x == y || x == 1 || y == 1 else {
+                throw KinemaError.shapeMismatch(context: "matmul batch", expected: "\(a.shape)", found: "\(b.shape)")
+            }
+            return max(x, y)
+        }
+        let batch = batchShape.reduce(1, *)
+        // Broadcast views flattened to one batch axis: contiguous copies only when strides cannot merge.
+        func flattened(_ x: Tensor, rows: Int, cols: Int) throws -> Tensor {
+            let expanded = try x.expanded(to: batchShape + [rows, cols])
+            if let view = try expanded.viewed(as: [batch, rows, cols]) { return view }
+            return try reshape(try contiguous(expanded), [batch, rows, cols])
+        }
+        let result = try batchedGemm(try flattened(a, rows: m, cols: k), try flattened(b, rows: k, cols: n), bias: nil, outType: a.dtype)
+        return try reshape(result, batchShape + [m, n])
+    }
+
+    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
+        try computable(x, "linear")
+        try computable(weight, "linear weight")
+        guard weight.rank == 2, let features = x.shape.last, features == weight.shape[1] else {
+            throw KinemaError.shapeMismatch(context: "linear", expected: "x [..., \(weight.shape.last ?? 0)] with weight [out, in]", found: "\(x.shape), weight \(weight.shape)")
+        }
+        let outFeatures = weight.shape[0]
+        let rows = x.count / max(features, 1)
+        let flat = try reshape(x, [1, rows, features])
+        let transposed = try weight.transposed(0, 1).unsqueezed(0)  // [1, in, out] as a strided view
+        let b = try bias.map { b -> Tensor in
+            guard b.count == outFeatures else {
+                throw KinemaError.shapeMismatch(context: "linear bias", expected: "[\(outFeatures)]", found: "\(b.shape)")
+            }
+            return try cast(try upload(b), to: .f32)
+        }
+        let result = try batchedGemm(flat, transposed, bias: b, outType: x.dtype)
+        return try reshape(result, Array(x.shape.dropLast()) + [outFeatures])
+    }
+
+    public func attention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws -> Tensor {
+        for (tensor, name) in [(query, "query"), (key, "key"), (value, "value")] {
+            try computable(tensor, "attention \(name)")
+            guard tensor.rank == 4, tensor.strides[3] == 1 || tensor.shape[3] == 1 else {
+                throw KinemaError.shapeMismatch(context: "attention \(name)", expected: "[B, H, L, D] with unit last stride", found: "\(tensor.shape) strides \(tensor.strides)")
+            }
+        }
+        let (batch, heads, lq, d) = (query.shape[0], query.shape[1], query.shape[2], query.shape[3])
+        let (lk, dv) = (key.shape[2], value.shape[3])
+        guard key.shape == [batch, heads, lk, d], value.shape[0..<3] == [batch, heads, lk], d <= 256, dv <= 256 else {
+            throw KinemaError.shapeMismatch(context: "attention", expected: "q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv], D ≤ 256", found: "\(query.shape), \(key.shape), \(value.shape)")
+        }
+        let (q, k, v) = (try cast(query, dtype: query.dtype), try cast(key, dtype: query.dtype), try cast(value, dtype: query.dtype))
+        let out = try empty([batch, heads, lq, dv], query.dtype)
+        let rows = batch * heads * lq
+        guard rows > 0, lk > 0 else { return out }
+        let warpsPerBlock = 4
+        try launch("kinema_attention", MatrixKernels.attention(query.dtype), grid: ((rows + warpsPerBlock - 1) / warpsPerBlock, 1, 1), block: (32 * warpsPerBlock, 1, 1)) { arguments in
+            for t in [q, k, v] {
+                arguments.append(address(t))
+                arguments.append(Int64(t.strides[0]))
+                arguments.append(Int64(t.strides[1]))
+                arguments.append(Int64(t.strides[2]))
+            }
+            arguments.append(address(out))
+            arguments.append(Int64(rows))
+            arguments.append(Int32(heads))
+            arguments.append(Int32(lq))
+            arguments.append(Int32(lk))
+            arguments.append(Int32(d))
+            arguments.append(Int32(dv))
+            arguments.append(scale)
+        }
+        return out
+    }
+
+    /// Same-dtype operands for the attention kernel, keeping strided views when no conversion is needed.
+    private func cast(_ x: Tensor, dtype: DType) throws -> Tensor {
+        x.dtype == dtype ? x : try cast(x, to: dtype)
+    }
+
+    public func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) throws -> Tensor {
+        try computable(x, "conv3d")
+        try computable(weight, "conv3d weight")
+        guard x.rank == 5, weight.rank == 5, x.shape[1] == weight.shape[1], stride.count == 3, padding.count == 3,
+            stride.allSatisfy({ $0 > 0 }), padding.allSatisfy({ $0 >= 0 })
+        else {
+            throw KinemaError.shapeMismatch(context: "conv3d", expected: "x [B, Ci, T, H, W], weight [Co, Ci, kT, kH, kW], 3 strides/paddings", found: "\(x.shape), \(weight.shape), stride \(stride), padding \(padding)")
+        }
+        let (b, ci, t, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+        let (co, kt, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3], weight.shape[4])
+        let to = (t + 2 * padding[0] - kt) / stride[0] + 1
+        let ho = (h + 2 * padding[1] - kh) / stride[1] + 1
+        let wo = (w + 2 * padding[2] - kw) / stride[2] + 1
+        guard to > 0, ho > 0, wo > 0 else {
+            throw KinemaError.invalidArgument("conv3d: kernel \(weight.shape) larger than padded input \(x.shape)")
+        }
+        let input = try contiguous(x)
+        let filters = try contiguous(weight)
+        let biasF32 = try parameter(bias, length: co, "conv3d bias")
+        let out = try empty([b, co, to, ho, wo], x.dtype)
+        try launchLinear("kinema_conv3d", MatrixKernels.conv3d(x.dtype, weight.dtype), count: out.count) { arguments in
+            arguments.append(address(input))
+            arguments.append(address(filters))
+            arguments.append(optionalAddress(biasF32))
+            arguments.append(address(out))
+            for value in [b, ci, t, h, w, co, kt, kh, kw, to, ho, wo, stride[0], stride[1], stride[2], padding[0], padding[1], padding[2]] {
+                arguments.append(Int32(value))
+            }
+        }
+        return out
+    }
+}

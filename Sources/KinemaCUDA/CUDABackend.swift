@@ -1,0 +1,233 @@
+import Foundation
+import KinemaCore
+
+// The CUDA backend: every Backend op on one GPU, through NVRTC-compiled kernels (Kernels/*). This is the
+// correct-first version — each op is checked against the CPU reference by `kinema doctor`; cuBLASLt GEMMs,
+// tensor-core attention and fused kernels arrive with the speed work.
+
+public final class CUDABackend: Backend, @unchecked Sendable {
+    public let context: CUDAContext
+    public var device: Device { .cuda(context.ordinal) }
+
+    public init(ordinal: Int = 0) throws {
+        context = try CUDAContext.shared(ordinal: ordinal)
+    }
+
+    // MARK: - Launching
+
+    func launch(_ name: String, _ source: String, grid: (Int, Int, Int), block: (Int, Int, Int), _ build: (inout KernelArguments) -> Void) throws {
+        let function = try context.kernels.function(name, in: source)
+        var arguments = KernelArguments()
+        build(&arguments)
+        defer { arguments.release() }
+        try context.makeCurrent()
+        let result = arguments.withPointers { pointers in
+            context.driver.cuLaunchKernel(
+                function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1), UInt32(block.2), 0,
+                context.stream, pointers, nil)
+        }
+        try context.driver.check(result, "cuLaunchKernel(\(name))")
+    }
+
+    /// A grid-stride launch over `count` elements.
+    func launchLinear(_ name: String, _ source: String, count: Int, _ build: (inout KernelArguments) -> Void) throws {
+        guard count > 0 else { return }
+        let blocks = min((count + 255) / 256, context.multiprocessors * 32)
+        try launch(name, source, grid: (blocks, 1, 1), block: (256, 1, 1), build)
+    }
+
+    func onDevice(_ x: Tensor, _ op: String) throws {
+        guard x.device == device else { throw KinemaError.deviceMismatch(context: op, expected: device, found: x.device) }
+    }
+
+    func computable(_ x: Tensor, _ op: String) throws {
+        try onDevice(x, op)
+        guard KernelPrelude.isComputable(x.dtype) else {
+            throw KinemaError.dtypeMismatch(context: "\(op) on CUDA", expected: "f32, bf16 or f16", found: x.dtype)
+        }
+    }
+
+    func empty(_ shape: [Int], _ dtype: DType) throws -> Tensor {
+        let storage = try context.allocator.allocate(shape.reduce(1, *) * dtype.byteSize)
+        return try Tensor(storage: storage, shape: shape, dtype: dtype)
+    }
+
+    func address(_ x: Tensor) -> CUdeviceptr { CUDAContext.address(x) }
+    func optionalAddress(_ x: Tensor?) -> CUdeviceptr { x.map(address) ?? 0 }
+
+    // MARK: - Memory
+
+    public func upload(_ x: Tensor) throws -> Tensor {
+        if x.device == device { return x }
+        guard x.device == .cpu else {
+            throw KinemaError.unsupported("copy from \(x.device) to \(device): download to the host first")
+        }
+        let host = x.isContiguous ? x : try hostContiguous(x)
+        let out = try empty(x.shape, x.dtype)
+        try context.copyToDevice(UnsafeRawPointer(host.hostPointer), address(out), bytes: x.byteCount)
+        return out
+    }
+
+    public func download(_ x: Tensor) throws -> Tensor {
+        if x.device == .cpu { return x }
+        try onDevice(x, "download")
+        let source = try contiguous(x)
+        let host = try Tensor.zeros(x.shape, dtype: x.dtype)
+        try context.copyToHost(address(source), host.hostPointer, bytes: x.byteCount)
+        return host
+    }
+
+    private func hostContiguous(_ x: Tensor) throws -> Tensor {
+        let out = try Tensor.zeros(x.shape, dtype: x.dtype)
+        let size = x.dtype.byteSize
+        var index = 0
+        x.forEachElementOffset { element in
+            (out.hostPointer + index * size).copyMemory(from: x.storage.base + element * size, byteCount: size)
+            index += 1
+        }
+        return out
+    }
+
+    public func zeros(_ shape: [Int], dtype: DType) throws -> Tensor {
+        let out = try empty(shape, dtype)
+        try context.makeCurrent()
+        try context.memset(address(out), bytes: out.byteCount)
+        return out
+    }
+
+    // MARK: - Layout and type
+
+    public func contiguous(_ x: Tensor) throws -> Tensor {
+        try onDevice(x, "contiguous")
+        if x.isContiguous { return x }
+        let out = try empty(x.shape, x.dtype)
+        try copy(x, into: out)
+        return out
+    }
+
+    /// Bit-exact copy of `source` into the view `destination` (same shape and dtype).
+    private func copy(_ source: Tensor, into destination: Tensor) throws {
+        let kernel = ElementwiseKernels.copyRaw(elementBytes: source.dtype.byteSize)
+        let (layoutSource, layoutDestination) = (try KernelLayout(source), try KernelLayout(destination))
+        try launchLinear("kinema_copy", kernel, count: source.count) { arguments in
+            arguments.append(address(source))
+            arguments.append(layoutSource)
+            arguments.append(address(destination))
+            arguments.append(layoutDestination)
+            arguments.append(Int64(source.count))
+        }
+    }
+
+    public func cast(_ x: Tensor, to dtype: DType) throws -> Tensor {
+        try onDevice(x, "cast")
+        if x.dtype == dtype { return try contiguous(x) }
+        guard KernelPrelude.isComputable(x.dtype), KernelPrelude.isComputable(dtype) else {
+            // Integer and fp8 casts are rare (checkpoint loading): do them on the host, exactly.
+            let converted = try hostCast(try download(x), to: dtype)
+            return try upload(converted)
+        }
+        let layoutX = try KernelLayout(x)
+        let out = try empty(x.shape, dtype)
+        try launchLinear("kinema_cast", ElementwiseKernels.cast(from: x.dtype, to: dtype), count: x.count) { arguments in
+            arguments.append(address(x))
+            arguments.append(layoutX)
+            arguments.append(address(out))
+            arguments.append(Int64(x.count))
+        }
+        return out
+    }
+
+    private func hostCast(_ x: Tensor, to dtype: DType) throws -> Tensor {
+        let values = try x.floats()
+        if dtype.isFloatingPoint || dtype == .bool { return try Tensor(values, shape: x.shape, dtype: dtype) }
+        return try Tensor(integers: try x.integers(), shape: x.shape, dtype: dtype)
+    }
+
+    public func concat(_ xs: [Tensor], axis: Int) throws -> Tensor {
+        guard let first = xs.first else { throw KinemaError.invalidArgument("concat of no tensors") }
+        let dim = try first.axis(axis)
+        var shape = first.shape
+        shape[dim] = 0
+        for x in xs {
+            try onDevice(x, "concat")
+            guard x.rank == first.rank, x.dtype == first.dtype,
+                zip(x.shape, first.shape).enumerated().allSatisfy({ $0.offset == dim || $0.element.0 == $0.element.1 })
+            else {
+                throw KinemaError.shapeMismatch(context: "concat on axis \(dim)", expected: "\(first.shape) (\(first.dtype.rawValue))", found: "\(x.shape) (\(x.dtype.rawValue))")
+            }
+            shape[dim] += x.shape[dim]
+        }
+        let out = try empty(shape, first.dtype)
+        var start = 0
+        for x in xs where x.count > 0 {
+            try copy(x, into: try out.narrowed(axis: dim, start: start, length: x.shape[dim]))
+            start += x.shape[dim]
+        }
+        return out
+    }
+
+    // MARK: - Elementwise
+
+    public func unary(_ op: UnaryOp, _ x: Tensor) throws -> Tensor {
+        try computable(x, "unary \(op.rawValue)")
+        let layoutX = try KernelLayout(x)
+        let out = try empty(x.shape, x.dtype)
+        let code = ElementwiseKernels.unaryCodes[op] ?? 0
+        try launchLinear("kinema_unary", ElementwiseKernels.unary(x.dtype), count: x.count) { arguments in
+            arguments.append(address(x))
+            arguments.append(layoutX)
+            arguments.append(address(out))
+            arguments.append(Int64(x.count))
+            arguments.append(code)
+        }
+        return out
+    }
+
+    public func affine(_ x: Tensor, scale: Float, shift: Float) throws -> Tensor {
+        try computable(x, "affine")
+        let layoutX = try KernelLayout(x)
+        let out = try empty(x.shape, x.dtype)
+        try launchLinear("kinema_affine", ElementwiseKernels.unary(x.dtype), count: x.count) { arguments in
+            arguments.append(address(x))
+            arguments.append(layoutX)
+            arguments.append(address(out))
+            arguments.append(Int64(x.count))
+            arguments.append(scale)
+            arguments.append(shift)
+        }
+        return out
+    }
+
+    public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+        try computable(a, "binary \(op.rawValue)")
+        try computable(b, "binary \(op.rawValue)")
+        let shape = try broadcastShape(a.shape, b.shape)
+        let outType: DType = (a.dtype == .f32 || b.dtype == .f32) ? .f32 : a.dtype
+        let (left, right) = (try a.expanded(to: shape), try b.expanded(to: shape))
+        let (layoutLeft, layoutRight) = (try KernelLayout(left), try KernelLayout(right))
+        let out = try empty(shape, outType)
+        let code = ElementwiseKernels.binaryCodes[op] ?? 0
+        try launchLinear("kinema_binary", ElementwiseKernels.binary(a.dtype, b.dtype, out: outType), count: out.count) { arguments in
+            arguments.append(address(left))
+            arguments.append(layoutLeft)
+            arguments.append(address(right))
+            arguments.append(layoutRight)
+            arguments.append(address(out))
+            arguments.append(Int64(out.count))
+            arguments.append(code)
+        }
+        return out
+    }
+
+    private func broadcastShape(_ a: [Int], _ b: [Int]) throws -> [Int] {
+        let rank = max(a.count, b.count)
+        let pa = Array(repeating: 1, count: rank - a.count) + a
+        let pb = Array(repeating: 1, count: rank - b.count) + b
+        return try zip(pa, pb).map { x, y in
+            guard x == y || x == 1 || y == 1 else {
+                throw KinemaError.shapeMismatch(context: "broadcast", expected: "\(a)", found: "\(b)")
+            }
+            return x == 1 ? y : x
+        }
+    }
+}

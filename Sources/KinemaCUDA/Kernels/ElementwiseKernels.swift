@@ -1,0 +1,110 @@
+import KinemaCore
+
+// Elementwise families: strided copy/cast, unary, broadcasting binary, scalar affine. One thread per
+// output element in a grid-stride loop; arithmetic in f32. Correct-first versions: vectorized and fused
+// variants come with the speed work, each keeping these as its slow twin.
+
+enum ElementwiseKernels {
+    static func header(_ types: [(String, DType)]) -> String {
+        var lines = [KernelPrelude.source]
+        for (prefix, dtype) in types {
+            lines.append("typedef \(KernelPrelude.cType(dtype)) \(prefix)_T;")
+            lines.append("#define \(prefix)_LD \(KernelPrelude.loader(dtype))")
+            lines.append("#define \(prefix)_ST \(KernelPrelude.storer(dtype))")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// out[i] = convert(in[layout(i)]) — contiguous output; float types only (others use `copyRaw`).
+    static func cast(from input: DType, to output: DType) -> String {
+        header([("IN", input), ("OUT", output)]) + #"""
+
+        extern "C" __global__ void kinema_cast(const IN_T* in, Layout L, OUT_T* out, long long n) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+                OUT_ST(out, i, IN_LD(in, offset_of(L, i)));
+        }
+        """#
+    }
+
+    /// Bit-exact strided → strided copy for any element size.
+    static func copyRaw(elementBytes: Int) -> String {
+        let type: String
+        switch elementBytes {
+        case 1: type = "unsigned char"
+        case 2: type = "unsigned short"
+        case 4: type = "unsigned int"
+        default: type = "unsigned long long"
+        }
+        return KernelPrelude.source + """
+
+        typedef \(type) E;
+        extern "C" __global__ void kinema_copy(const E* in, Layout Lin, E* out, Layout Lout, long long n) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+                out[offset_of(Lout, i)] = in[offset_of(Lin, i)];
+        }
+        """
+    }
+
+    static let unaryCodes: [UnaryOp: Int32] = [
+        .silu: 0, .geluTanh: 1, .geluExact: 2, .exp: 3, .neg: 4, .sqrt: 5, .rsqrt: 6, .tanh: 7, .sigmoid: 8,
+        .square: 9, .abs: 10, .sin: 11, .cos: 12,
+    ]
+
+    static func unary(_ dtype: DType) -> String {
+        header([("T", dtype)]) + #"""
+
+        __device__ __forceinline__ float sigmoid_f(float x) {
+            // exp of a non-positive argument only: no overflow for large |x|.
+            float e = expf(-fabsf(x));
+            return x >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+        }
+        __device__ __forceinline__ float apply_unary(int op, float x) {
+            switch (op) {
+            case 0: return x * sigmoid_f(x);
+            case 1: { float u = 0.7978845608028654f * (x + 0.044715f * x * x * x); return 0.5f * x * (1.0f + tanhf(u)); }
+            case 2: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+            case 3: return expf(x);
+            case 4: return -x;
+            case 5: return sqrtf(x);
+            case 6: return rsqrtf(x);
+            case 7: return tanhf(x);
+            case 8: return sigmoid_f(x);
+            case 9: return x * x;
+            case 10: return fabsf(x);
+            case 11: return sinf(x);
+            default: return cosf(x);
+            }
+        }
+        extern "C" __global__ void kinema_unary(const T_T* in, Layout L, T_T* out, long long n, int op) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+                T_ST(out, i, apply_unary(op, T_LD(in, offset_of(L, i))));
+        }
+        extern "C" __global__ void kinema_affine(const T_T* in, Layout L, T_T* out, long long n, float scale, float shift) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+                T_ST(out, i, T_LD(in, offset_of(L, i)) * scale + shift);
+        }
+        """#
+    }
+
+    static let binaryCodes: [BinaryOp: Int32] = [.add: 0, .sub: 1, .mul: 2, .div: 3, .maximum: 4, .minimum: 5]
+
+    static func binary(_ a: DType, _ b: DType, out: DType) -> String {
+        header([("A", a), ("B", b), ("O", out)]) + #"""
+
+        extern "C" __global__ void kinema_binary(const A_T* a, Layout La, const B_T* b, Layout Lb, O_T* out, long long n, int op) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+                float x = A_LD(a, offset_of(La, i)), y = B_LD(b, offset_of(Lb, i)), r;
+                switch (op) {
+                case 0: r = x + y; break;
+                case 1: r = x - y; break;
+                case 2: r = x * y; break;
+                case 3: r = x / y; break;
+                case 4: r = (x != x || y != y) ? x + y : fmaxf(x, y); break;
+                default: r = (x != x || y != y) ? x + y : fminf(x, y); break;
+                }
+                O_ST(out, i, r);
+            }
+        }
+        """#
+    }
+}

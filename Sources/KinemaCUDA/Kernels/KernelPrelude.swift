@@ -1,0 +1,137 @@
+import KinemaCore
+
+// Device code shared by every kernel family: element types, f32 conversions through PTX `cvt` (no CUDA
+// headers needed), and strided layouts of up to 8 dimensions passed by value.
+
+/// Up to 8 dimensions of sizes and element strides, plus an element offset — the C `Layout` struct.
+struct KernelLayout {
+    var rank: Int64 = 0
+    var size: (Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64) = (1, 1, 1, 1, 1, 1, 1, 1)
+    var stride: (Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64) = (0, 0, 0, 0, 0, 0, 0, 0)
+    var offset: Int64 = 0
+
+    static let maxRank = 8
+
+    /// The layout of `tensor` (its offset included), viewed with `shape` (broadcast axes get stride 0).
+    init(_ tensor: Tensor) throws {
+        guard tensor.rank <= KernelLayout.maxRank else {
+            throw KinemaError.unsupported("CUDA kernels handle up to \(KernelLayout.maxRank) dimensions, got \(tensor.shape)")
+        }
+        rank = Int64(tensor.rank)
+        withUnsafeMutableBytes(of: &size) { raw in
+            let sizes = raw.bindMemory(to: Int64.self)
+            for (axis, value) in tensor.shape.enumerated() { sizes[axis] = Int64(value) }
+        }
+        withUnsafeMutableBytes(of: &stride) { raw in
+            let strides = raw.bindMemory(to: Int64.self)
+            for (axis, value) in tensor.strides.enumerated() { strides[axis] = Int64(value) }
+        }
+        offset = 0  // kernels receive the address of element 0 of the view
+    }
+}
+
+enum KernelPrelude {
+    /// C type name and load/store expressions for a dtype; only float types compute.
+    static func cType(_ dtype: DType) -> String {
+        switch dtype {
+        case .f32: return "float"
+        case .bf16, .f16: return "unsigned short"
+        case .f8e4m3, .f8e5m2, .u8, .bool: return "unsigned char"
+        case .i8: return "signed char"
+        case .i32: return "int"
+        case .i64: return "long long"
+        }
+    }
+
+    static func loader(_ dtype: DType) -> String {
+        switch dtype {
+        case .f32: return "ld_f32"
+        case .bf16: return "ld_bf16"
+        case .f16: return "ld_f16"
+        default: return "ld_other"
+        }
+    }
+
+    static func storer(_ dtype: DType) -> String {
+        switch dtype {
+        case .f32: return "st_f32"
+        case .bf16: return "st_bf16"
+        case .f16: return "st_f16"
+        default: return "st_other"
+        }
+    }
+
+    static func isComputable(_ dtype: DType) -> Bool { dtype == .f32 || dtype == .bf16 || dtype == .f16 }
+
+    static let source = #"""
+    struct Layout { long long rank; long long size[8]; long long stride[8]; long long offset; };
+
+    __device__ __forceinline__ long long offset_of(const Layout& L, long long linear) {
+        long long off = 0;
+        for (int d = (int)L.rank - 1; d >= 0; --d) {
+            long long s = L.size[d];
+            long long i = linear % s;
+            linear /= s;
+            off += i * L.stride[d];
+        }
+        return off;
+    }
+
+    __device__ __forceinline__ float ld_f32(const float* p, long long i) { return p[i]; }
+    __device__ __forceinline__ void st_f32(float* p, long long i, float v) { p[i] = v; }
+    __device__ __forceinline__ float ld_bf16(const unsigned short* p, long long i) {
+        return __uint_as_float(((unsigned int)p[i]) << 16);
+    }
+    __device__ __forceinline__ void st_bf16(unsigned short* p, long long i, float v) {
+        unsigned short r;
+        asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(v));
+        p[i] = r;
+    }
+    __device__ __forceinline__ float ld_f16(const unsigned short* p, long long i) {
+        float f;
+        asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p[i]));
+        return f;
+    }
+    __device__ __forceinline__ void st_f16(unsigned short* p, long long i, float v) {
+        unsigned short r;
+        asm("cvt.rn.f16.f32 %0, %1;" : "=h"(r) : "f"(v));
+        p[i] = r;
+    }
+
+    __device__ __forceinline__ float warp_sum(float v) {
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        return v;
+    }
+    __device__ __forceinline__ float warp_max(float v) {
+        for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+        return v;
+    }
+    // Block-wide reduction for blockDim.x a multiple of 32, at most 1024. `scratch` holds 32 floats.
+    __device__ float block_sum(float v, float* scratch) {
+        v = warp_sum(v);
+        int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        __syncthreads();
+        if (lane == 0) scratch[warp] = v;
+        __syncthreads();
+        int warps = blockDim.x >> 5;
+        v = (threadIdx.x < warps) ? scratch[threadIdx.x] : 0.0f;
+        if (warp == 0) v = warp_sum(v);
+        if (threadIdx.x == 0) scratch[0] = v;
+        __syncthreads();
+        return scratch[0];
+    }
+    __device__ float block_max(float v, float* scratch) {
+        v = warp_max(v);
+        int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+        __syncthreads();
+        if (lane == 0) scratch[warp] = v;
+        __syncthreads();
+        int warps = blockDim.x >> 5;
+        v = (threadIdx.x < warps) ? scratch[threadIdx.x] : __int_as_float(0xff800000);
+        if (warp == 0) v = warp_max(v);
+        if (threadIdx.x == 0) scratch[0] = v;
+        __syncthreads();
+        return scratch[0];
+    }
+    """#
+}

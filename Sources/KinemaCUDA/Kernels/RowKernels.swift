@@ -1,0 +1,84 @@
+import KinemaCore
+
+// Per-row kernels over contiguous rows of the last axis: LayerNorm, RMSNorm, softmax (one block per row,
+// statistics in f32, two passes so large means do not cancel), reductions, and the interleaved RoPE.
+
+enum RowKernels {
+    static func norms(_ dtype: DType) -> String {
+        ElementwiseKernels.header([("T", dtype)]) + #"""
+
+        // x, out: [rows, D] contiguous; w, b: [D] f32 or null.
+        extern "C" __global__ void kinema_layer_norm(const T_T* x, T_T* out, int D, const float* w, const float* b, float eps) {
+            __shared__ float scratch[32];
+            const T_T* row = x + (long long)blockIdx.x * D;
+            T_T* dst = out + (long long)blockIdx.x * D;
+            float s = 0.0f;
+            for (int j = threadIdx.x; j < D; j += blockDim.x) s += T_LD(row, j);
+            float mean = block_sum(s, scratch) / D;
+            float q = 0.0f;
+            for (int j = threadIdx.x; j < D; j += blockDim.x) { float d = T_LD(row, j) - mean; q += d * d; }
+            float rstd = rsqrtf(block_sum(q, scratch) / D + eps);
+            for (int j = threadIdx.x; j < D; j += blockDim.x) {
+                float v = (T_LD(row, j) - mean) * rstd;
+                if (w) v *= w[j];
+                if (b) v += b[j];
+                T_ST(dst, j, v);
+            }
+        }
+        extern "C" __global__ void kinema_rms_norm(const T_T* x, T_T* out, int D, const float* w, float eps) {
+            __shared__ float scratch[32];
+            const T_T* row = x + (long long)blockIdx.x * D;
+            T_T* dst = out + (long long)blockIdx.x * D;
+            float q = 0.0f;
+            for (int j = threadIdx.x; j < D; j += blockDim.x) { float v = T_LD(row, j); q += v * v; }
+            float scale = rsqrtf(block_sum(q, scratch) / D + eps);
+            for (int j = threadIdx.x; j < D; j += blockDim.x) {
+                float v = T_LD(row, j) * scale;
+                if (w) v *= w[j];
+                T_ST(dst, j, v);
+            }
+        }
+        extern "C" __global__ void kinema_softmax(const T_T* x, T_T* out, int D) {
+            __shared__ float scratch[32];
+            const T_T* row = x + (long long)blockIdx.x * D;
+            T_T* dst = out + (long long)blockIdx.x * D;
+            float m = __int_as_float(0xff800000);
+            for (int j = threadIdx.x; j < D; j += blockDim.x) m = fmaxf(m, T_LD(row, j));
+            m = block_max(m, scratch);
+            float s = 0.0f;
+            for (int j = threadIdx.x; j < D; j += blockDim.x) s += expf(T_LD(row, j) - m);
+            float inv = 1.0f / block_sum(s, scratch);
+            for (int j = threadIdx.x; j < D; j += blockDim.x) T_ST(dst, j, expf(T_LD(row, j) - m) * inv);
+        }
+        // op 0 sum, 1 mean, 2 max over rows of length D; out has one element per row.
+        extern "C" __global__ void kinema_reduce(const T_T* x, T_T* out, long long D, int op) {
+            __shared__ float scratch[32];
+            const T_T* row = x + (long long)blockIdx.x * D;
+            if (op == 2) {
+                float m = __int_as_float(0xff800000);
+                for (long long j = threadIdx.x; j < D; j += blockDim.x) { float v = T_LD(row, j); m = (v != v || m != m) ? v + m : fmaxf(m, v); }
+                m = block_max(m, scratch);
+                if (threadIdx.x == 0) T_ST(out, blockIdx.x, m);
+                return;
+            }
+            double s = 0.0;
+            for (long long j = threadIdx.x; j < D; j += blockDim.x) s += (double)T_LD(row, j);
+            float total = block_sum((float)s, scratch);
+            if (threadIdx.x == 0) T_ST(out, blockIdx.x, op == 1 ? total / (float)D : total);
+        }
+        // x, out: [B, L, H, D] contiguous; cs, sn: [L, D/2] f32. Pairs (2i, 2i+1) rotate by angle i.
+        extern "C" __global__ void kinema_rope(const T_T* x, T_T* out, long long pairs, int L, int H, int half,
+                                               const float* cs, const float* sn) {
+            for (long long p = blockIdx.x * (long long)blockDim.x + threadIdx.x; p < pairs; p += (long long)gridDim.x * blockDim.x) {
+                int i = (int)(p % half);
+                long long token = (p / half) / H;
+                int l = (int)(token % L);
+                float c = cs[(long long)l * half + i], s = sn[(long long)l * half + i];
+                float a = T_LD(x, 2 * p), b = T_LD(x, 2 * p + 1);
+                T_ST(out, 2 * p, a * c - b * s);
+                T_ST(out, 2 * p + 1, a * s + b * c);
+            }
+        }
+        """#
+    }
+}
