@@ -275,6 +275,25 @@ def run(versions: dict) -> list[str]:
     for k in ["v13.enc.conv_in", "v13.dec.out", "v13.dec.up_blocks.1", "v13.dec.up_blocks.2",
               "v13.dec.up_blocks.3", "v9.dec.up_blocks.3"]:
         del io[k]
+    # How far diffusers' own bf16 run of this model lands from its f32 output: the yardstick for
+    # Tolerances.vaeBF16RelL2 (activations rounded to bf16 after every op of a ~40-op deep stack of
+    # 4-16-channel convs; the weights are already bf16-exact, so this is activation rounding only).
+    vb = AutoencoderKLWan.from_config(AutoencoderKLWan.load_config(str(ddir))).eval()
+    vb.load_state_dict(sd, strict=True)
+    vb = vb.to(torch.bfloat16)
+
+    def rel_l2(a, b):
+        return float((a.float() - b.float()).norm() / b.float().norm())
+
+    with torch.no_grad():
+        for name in cases:
+            dec_bf16 = vb.decode(io[f"{name}.dec.latents_raw"].bfloat16()).sample
+            mu_bf16 = vb.encode(io[f"{name}.video"].bfloat16()).latent_dist.mode()
+            checks[name]["diffusers_bf16_vs_f32_rel_l2"] = {
+                "sample": rel_l2(dec_bf16, io[f"{name}.sample"]),
+                "enc.mu": rel_l2(mu_bf16, io[f"{name}.enc.mu"]),
+            }
+
     save_tensors(OUT_DIR / "io.safetensors", io, metadata={"format": "pt"})
     manifest = {
         "producer": "scripts/goldens/vae_goldens.py",
