@@ -172,6 +172,24 @@ final class WanVAELoadingTests: XCTestCase {
         XCTAssertEqual(real.canonical("decoder.norm_out.gamma"), "decoder.head.0.gamma")
     }
 
+    /// The full-size Wan2.1 module tree consumes exactly the real checkpoint's tensors in both layouts
+    /// (names and shapes from diffusers' AutoencoderKLWan(); stride-0 placeholders, so nothing is allocated),
+    /// and the original layout's detected configuration is Wan2.1's.
+    func testRealWan21KeySetsLoad() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("wan_vae/real_wan21_keys.json")))
+        let root = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+        for layout in ["diffusers", "wan"] {
+            let shapes = try XCTUnwrap(root[layout] as? [String: [Int]], layout)
+            XCTAssertEqual(shapes.count, 194)
+            var tensors: [String: Tensor] = [:]
+            for (name, shape) in shapes { tensors[name] = try Tensor.zeros([1]).expanded(to: shape) }
+            let source = InMemoryTensors(tensors, origin: "real \(layout) keys")
+            let vae = try WanVAE.load(
+                from: source, config: layout == "diffusers" ? .wan21 : nil, backend: backend, precision: .f32)
+            XCTAssertEqual(vae.config, .wan21)
+        }
+    }
+
     func testMissingAndExtraWeightsAreReportedTogether() throws {
         let source = try WanVAEGoldenTests.weights(.wan)
         var tensors: [String: Tensor] = [:]

@@ -61,6 +61,8 @@ def write() -> None:
             lines.append("diffusers `AutoencoderKLWan` config (`save_config`).")
         elif p.name == "config.json":
             lines.append("diffusers `WanTransformer3DModel` config (`save_config`).")
+        elif p.name == "real_wan21_keys.json":
+            lines.append("Tensor names and shapes of the full-size Wan2.1 VAE in the diffusers and original layouts (no values).")
         elif p.suffix == ".json":
             lines.append("Description of the entries in the neighbouring safetensors file.")
         lines.append("")

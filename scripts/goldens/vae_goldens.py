@@ -205,6 +205,28 @@ def run_decode(vae, latents, mean, inv_std):
     return out
 
 
+def write_real_key_shapes() -> None:
+    """Key names and shapes of the full-size Wan2.1 VAE (AutoencoderKLWan defaults) in both layouts, so the
+    Swift side can check that its module tree consumes exactly the real checkpoint's tensors (no weights
+    are stored: the test feeds stride-0 placeholders of these shapes)."""
+    from diffusers import AutoencoderKLWan
+    from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
+
+    with torch.device("meta"):
+        real = AutoencoderKLWan()
+    shapes = {k: shape_of(v) for k, v in real.state_dict().items()}
+    wan = diffusers_to_wan_state_dict({k: torch.empty(0) for k in shapes}, real.config.num_res_blocks)
+    to_wan = {k: diffusers_to_wan_key(k, real.config.num_res_blocks) for k in shapes}
+    back = convert_wan_vae_to_diffusers({w: d for d, w in to_wan.items()})
+    assert back == {d: d for d in shapes}, "diffusers' converter disagrees with the rename on the real model"
+    assert len(wan) == len(shapes)
+    write_json(OUT_DIR / "real_wan21_keys.json", {
+        "description": "Wan2.1 VAE (AutoencoderKLWan() defaults): tensor shapes by name in both layouts",
+        "diffusers": shapes,
+        "wan": {to_wan[k]: v for k, v in shapes.items()},
+    })
+
+
 def run(versions: dict) -> list[str]:
     from diffusers import AutoencoderKLWan
     from diffusers.loaders.single_file_utils import convert_wan_vae_to_diffusers
@@ -295,6 +317,7 @@ def run(versions: dict) -> list[str]:
             }
 
     save_tensors(OUT_DIR / "io.safetensors", io, metadata={"format": "pt"})
+    write_real_key_shapes()
     manifest = {
         "producer": "scripts/goldens/vae_goldens.py",
         "versions": versions,
