@@ -222,6 +222,11 @@ final class WanVAELoadingTests: XCTestCase {
         }
         XCTAssertThrowsError(try parse("{\"temperal_downsample\": [false, true]}"))
         XCTAssertThrowsError(try parse("{\"attn_scales\": [1.0]}"))
+        XCTAssertThrowsError(try parse("{\"base_dim\": 4000000000000000, \"dim_mult\": [1, 4000000000000000, 4, 4]}"))
+        XCTAssertThrowsError(try parse("{\"dim_mult\": [1, 2.5, 4, 4]}")) { error in
+            guard case KinemaError.badFile(_, let location, _) = error else { return XCTFail("\(error)") }
+            XCTAssertEqual(location, "dim_mult[1]")
+        }
     }
 
     func testInputShapeErrors() throws {

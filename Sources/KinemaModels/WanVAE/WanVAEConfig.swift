@@ -60,6 +60,13 @@ public struct WanVAEConfig: Sendable, Equatable, Codable {
         else {
             throw KinemaError.invalidArgument("Wan VAE config: sizes must be positive: \(self)")
         }
+        // Bounds before any arithmetic on the sizes: a config file controls them, and width products
+        // must not overflow.
+        guard baseDim <= 1 << 16, decoderBaseDim <= 1 << 16, zDim <= 1 << 16, inChannels <= 1 << 16,
+            outChannels <= 1 << 16, numResBlocks <= 64, dimMult.count <= 8, dimMult.allSatisfy({ $0 <= 1 << 8 })
+        else {
+            throw KinemaError.invalidArgument("Wan VAE config: sizes out of range: \(self)")
+        }
         guard temporalDownsample.count == dimMult.count - 1 else {
             throw KinemaError.invalidArgument(
                 "Wan VAE config: temperal_downsample has \(temporalDownsample.count) entries, dim_mult \(dimMult.count) stages need \(dimMult.count - 1)")
