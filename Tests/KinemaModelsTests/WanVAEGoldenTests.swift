@@ -111,6 +111,21 @@ final class WanVAEGoldenTests: XCTestCase {
         XCTAssertEqual(comparison.mismatchCount, 0, "\(comparison)")
     }
 
+    /// Batches run together give each sample's own result (the caches are per sample along axis 0).
+    func testBatchOfTwoMatchesSingleSamples() throws {
+        let vae = try Self.load(.diffusers, precision: .f32)
+        let io = try Fixtures.open("wan_vae/io.safetensors")
+        let b = Self.backend
+        let latents = try io.tensor("v9.dec.latents")
+        let flipped = try b.affine(latents, scale: -0.5, shift: 0.25)
+        let both = try vae.decode(try b.concat([latents, flipped], axis: 0))
+        assertClose(try both.narrowed(axis: 0, start: 0, length: 1), try io.tensor("v9.sample"), relL2: Tolerances.goldenF32RelL2, "batch[0]")
+        assertClose(try both.narrowed(axis: 0, start: 1, length: 1), try vae.decode(flipped), relL2: Tolerances.opF32RelL2, "batch[1]")
+        let video = try io.tensor("v9.video")
+        let pair = try vae.encode(try b.concat([try b.affine(video, scale: 0.5, shift: 0), video], axis: 0))
+        assertClose(try pair.narrowed(axis: 0, start: 1, length: 1), try io.tensor("v9.latents"), relL2: Tolerances.goldenF32RelL2, "encode batch[1]")
+    }
+
     /// Raw latents in, raw latents out: the scaling is exactly the pipelines' and nothing else differs.
     func testRawLatentScale() throws {
         let vae = try Self.load(.wan, precision: .f32)

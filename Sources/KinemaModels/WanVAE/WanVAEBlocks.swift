@@ -16,8 +16,7 @@ final class WanVAEFeatureCache {
         /// upsample3d's marker after the first chunk ("Rep" upstream): that chunk skipped `time_conv`, and the
         /// next one starts its history from zeros, not from the first chunk's frames.
         case skippedFirstChunk
-        /// The last frames of this layer's input (≤ CACHE_T), kept contiguous so the chunk they came from
-        /// can be freed.
+        /// The last frames of this layer's input (≤ CACHE_T), in their own storage (see `detached`).
         case frames(Tensor)
     }
 
@@ -39,6 +38,14 @@ final class WanVAEFeatureCache {
         get { slots[index] }
         set { slots[index] = newValue }
     }
+}
+
+/// A tensor that owns its storage: a cached view of a few frames must not pin the whole chunk's
+/// activation buffer until the next chunk (that would hold one extra chunk of every layer alive).
+/// `contiguous` alone returns contiguous views as they are, so a tail slice is copied explicitly.
+func detached(_ x: Tensor, backend: any Backend) throws -> Tensor {
+    if x.isContiguous, x.offset == 0, x.byteCount == x.storage.byteCount { return x }
+    return try backend.concat([x], axis: 0)
 }
 
 /// The last `count` frames (axis 2) of x, or all of them when it has fewer.
@@ -114,7 +121,7 @@ struct WanCausalConv {
             keep = try backend.concat([try lastFrames(previous, 1), keep], axis: 2)
         }
         let y = try self(x, history: previous)
-        cache[slot] = .frames(try backend.contiguous(try backend.cast(keep, to: x.dtype)))
+        cache[slot] = .frames(try detached(keep, backend: backend))
         return y
     }
 }

@@ -61,10 +61,10 @@ struct WanVAEResample {
             let slot = cache.nextSlot()
             guard case .frames(let previous) = cache[slot] else {
                 // First chunk: remembered whole, passed through without temporal downsampling.
-                cache[slot] = .frames(try b.contiguous(y))
+                cache[slot] = .frames(try detached(y, backend: b))
                 return y
             }
-            let last = try b.contiguous(try lastFrames(y, 1))
+            let last = try detached(try lastFrames(y, 1), backend: b)
             let out = try time(try b.concat([try lastFrames(previous, 1), y], axis: 2))
             cache[slot] = .frames(last)
             return out
@@ -97,7 +97,7 @@ struct WanVAEResample {
             }
         }
         let doubled = try time(x, history: history)  // [B, 2C, T, H, W]
-        cache[slot] = .frames(try b.contiguous(keep))
+        cache[slot] = .frames(try detached(keep, backend: b))
         let (batch, c, frames, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4])
         // [B, 2, C, T, H, W] → [B, C, T, 2, H, W] → [B, C, 2T, H, W]
         let split = try b.reshape(doubled, [batch, 2, c, frames, height, width]).permuted([0, 2, 3, 1, 4, 5])
