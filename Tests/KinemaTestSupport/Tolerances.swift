@@ -5,6 +5,11 @@ public enum Tolerances {
     public static let goldenF32RelL2 = 1e-5
     /// Model golden tests, bf16 path against the PyTorch f32 reference.
     public static let goldenBF16RelL2 = 1e-2
+    /// Wan VAE bf16 path against the PyTorch f32 reference. The tiny fixture VAE (4–16 channels, ~40 ops
+    /// deep, bf16-exact weights) loses 1.1–2.0 % to activation rounding alone: diffusers' own bf16 run of
+    /// it is that far from its f32 output (`checks.*.diffusers_bf16_vs_f32_rel_l2` in
+    /// Tests/Fixtures/wan_vae/manifest.json), and ours lands at 1.0–2.2 %.
+    public static let vaeBF16RelL2 = 3e-2
 }
 
 extension Tolerances {

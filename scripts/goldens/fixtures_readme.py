@@ -18,6 +18,7 @@ Every expected value was computed by the pinned reference stack (diffusers
 |---|---|---|
 | `wan_dit/<case>/` | `scripts/goldens/dit_goldens.py` | tiny Wan2.1 DiTs (t2v, i2v, odd) in diffusers and original-Wan layouts, inputs, stage taps, final output; `manifest.json` per case |
 | `ops/` | `scripts/goldens/op_goldens.py` | single-op references; `ops.json` describes each entry (op, params, input/output tensor names) |
+| `wan_vae/` | `scripts/goldens/vae_goldens.py` | tiny Wan2.1 VAE (AutoencoderKLWan) in diffusers and original-Wan layouts, videos / latents, encoder and decoder taps, outputs; `manifest.json` |
 | `convert/` | `scripts/goldens/convert_goldens.py` | f32 edge values and torch's bf16/f16/e4m3fn/e5m2 conversions; `convert.json` describes the value groups |
 
 Tap semantics (what each `tap.*` tensor is) are in each case's `manifest.json` (`tensors[].description`).
@@ -42,7 +43,7 @@ def write() -> None:
         lines.append("")
         if p.suffix == ".safetensors":
             idx = _safetensors_index(p)
-            if "diffusion_pytorch_model" in p.name:
+            if "diffusion_pytorch_model" in p.name or p.name == "Wan2.1_VAE.safetensors":
                 dts = sorted({v["dtype"] for v in idx.values()})
                 layout = "original Wan" if p.parent.name == "wan" else "diffusers"
                 lines.append(f"{len(idx)} weight tensors ({', '.join(dts)}), {layout} key names "
@@ -56,8 +57,12 @@ def write() -> None:
             lines.append("Case manifest: configs, seeds, versions, key-mapping rules, checks, tensor descriptions.")
         elif p.name == "config.json" and p.parent.name == "wan":
             lines.append("Original Wan `WanModel` config format.")
+        elif p.name == "config.json" and p.parent.parent.name == "wan_vae":
+            lines.append("diffusers `AutoencoderKLWan` config (`save_config`).")
         elif p.name == "config.json":
             lines.append("diffusers `WanTransformer3DModel` config (`save_config`).")
+        elif p.name == "real_wan21_keys.json":
+            lines.append("Tensor names and shapes of the full-size Wan2.1 VAE in the diffusers and original layouts (no values).")
         elif p.suffix == ".json":
             lines.append("Description of the entries in the neighbouring safetensors file.")
         lines.append("")

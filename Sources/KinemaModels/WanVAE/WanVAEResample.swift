@@ -1,0 +1,125 @@
+import KinemaCore
+import KinemaNN
+
+// Spatial (and temporal) resampling between VAE stages (matches diffusers WanResample / Wan's Resample):
+//   upsample2d    nearest-exact ×2 in H, W, then Conv2d 3×3 (dim → dim/2)             (`resample.1`)
+//   upsample3d    upsample2d preceded by `time_conv`, a causal (3,1,1) conv dim → 2·dim whose two halves
+//                 become two output frames per input frame — except in the first chunk, which keeps its
+//                 single frame (so T_pixel = 1 + 4·(T_lat − 1))
+//   downsample2d  ZeroPad2d(0,1,0,1) (right and bottom only), then Conv2d 3×3 stride 2
+//   downsample3d  downsample2d followed by `time_conv`, a (3,1,1) conv with stride 2 in time and no
+//                 padding, fed with the previous chunk's last frame in front (the first chunk passes
+//                 through unchanged)
+
+enum WanResampleMode: Sendable, Equatable {
+    case upsample2d, upsample3d, downsample2d, downsample3d
+
+    var isUpsample: Bool { self == .upsample2d || self == .upsample3d }
+    var resamplesTime: Bool { self == .upsample3d || self == .downsample3d }
+}
+
+struct WanVAEResample {
+    let mode: WanResampleMode
+    let spatial: WanCausalConv  // kT = 1
+    let time: WanCausalConv?
+    let backend: any Backend
+
+    init(_ w: WeightScope, dim: Int, mode: WanResampleMode, dtype: DType) throws {
+        self.mode = mode
+        switch mode {
+        case .upsample2d, .upsample3d:
+            spatial = try WanCausalConv(frameConv: w["resample.1"], inChannels: dim, outChannels: dim / 2, stride: 1, padding: 1, dtype: dtype)
+        case .downsample2d, .downsample3d:
+            spatial = try WanCausalConv(frameConv: w["resample.1"], inChannels: dim, outChannels: dim, stride: 2, padding: 0, dtype: dtype)
+        }
+        switch mode {
+        case .upsample3d:
+            time = try WanCausalConv(w["time_conv"], inChannels: dim, outChannels: 2 * dim, kernel: [3, 1, 1], padding: [1, 0, 0], dtype: dtype)
+        case .downsample3d:
+            time = try WanCausalConv(
+                w["time_conv"], inChannels: dim, outChannels: dim, kernel: [3, 1, 1], stride: [2, 1, 1], padding: [0, 0, 0], dtype: dtype)
+        case .upsample2d, .downsample2d:
+            time = nil
+        }
+        backend = w.backend
+    }
+
+    /// x [B, C, T, H, W] → upsample: [B, C/2, T or 2T, 2H, 2W]; downsample: [B, C, T', H/2, W/2].
+    /// The 3-D modes use one cache slot.
+    func callAsFunction(_ x: Tensor, cache: WanVAEFeatureCache) throws -> Tensor {
+        let b = backend
+        switch mode {
+        case .upsample2d:
+            return try spatial(try nearestDouble(x))
+        case .upsample3d:
+            return try spatial(try nearestDouble(try doubleFrames(x, cache: cache)))
+        case .downsample2d:
+            return try spatial(try padRightBottom(x))
+        case .downsample3d:
+            let y = try spatial(try padRightBottom(x))
+            guard let time else { return y }
+            let slot = cache.nextSlot()
+            guard case .frames(let previous) = cache[slot] else {
+                // First chunk: remembered whole, passed through without temporal downsampling.
+                cache[slot] = .frames(try detached(y, backend: b))
+                return y
+            }
+            let last = try detached(try lastFrames(y, 1), backend: b)
+            let out = try time(try b.concat([try lastFrames(previous, 1), y], axis: 2))
+            cache[slot] = .frames(last)
+            return out
+        }
+    }
+
+    /// upsample3d's `time_conv`: [B, C, T, H, W] → [B, C, 2T, H, W], output frame 2t from channels [0, C)
+    /// and 2t+1 from [C, 2C) of the conv at t. Not applied in the first chunk (see the cache's
+    /// `.skippedFirstChunk`).
+    private func doubleFrames(_ x: Tensor, cache: WanVAEFeatureCache) throws -> Tensor {
+        guard let time else { return x }
+        let b = backend
+        let slot = cache.nextSlot()
+        let history: Tensor?
+        var keep = try lastFrames(x, WanVAEFeatureCache.cacheFrames)
+        switch cache[slot] {
+        case .empty:
+            cache[slot] = .skippedFirstChunk
+            return x
+        case .skippedFirstChunk:
+            // The history of the second chunk is zeros (the first chunk's frame is not used).
+            history = nil
+            if keep.shape[2] < WanVAEFeatureCache.cacheFrames {
+                keep = try b.concat([try b.zeros(try lastFrames(keep, 1).shape, dtype: keep.dtype), keep], axis: 2)
+            }
+        case .frames(let previous):
+            history = previous
+            if keep.shape[2] < WanVAEFeatureCache.cacheFrames {
+                keep = try b.concat([try lastFrames(previous, 1), keep], axis: 2)
+            }
+        }
+        let doubled = try time(x, history: history)  // [B, 2C, T, H, W]
+        cache[slot] = .frames(try detached(keep, backend: b))
+        let (batch, c, frames, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+        // [B, 2, C, T, H, W] → [B, C, T, 2, H, W] → [B, C, 2T, H, W]
+        let split = try b.reshape(doubled, [batch, 2, c, frames, height, width]).permuted([0, 2, 3, 1, 4, 5])
+        return try b.reshape(try b.contiguous(split), [batch, c, 2 * frames, height, width])
+    }
+
+    /// Nearest ×2 in H and W. For an integer factor 2, nearest-exact picks source ⌊(i + ½)/2⌋ = ⌊i/2⌋,
+    /// i.e. plain pixel repetition.
+    private func nearestDouble(_ x: Tensor) throws -> Tensor {
+        let (batch, c, frames, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+        let repeated = try x.unsqueezed(4).unsqueezed(6).expanded(to: [batch, c, frames, height, 2, width, 2])
+        return try backend.reshape(try backend.contiguous(repeated), [batch, c, frames, 2 * height, 2 * width])
+    }
+
+    /// ZeroPad2d((0, 1, 0, 1)): one zero column on the right, one zero row at the bottom.
+    private func padRightBottom(_ x: Tensor) throws -> Tensor {
+        let b = backend
+        var shape = x.shape
+        shape[4] = 1
+        let wide = try b.concat([x, try b.zeros(shape, dtype: x.dtype)], axis: 4)
+        shape = wide.shape
+        shape[3] = 1
+        return try b.concat([wide, try b.zeros(shape, dtype: x.dtype)], axis: 3)
+    }
+}
