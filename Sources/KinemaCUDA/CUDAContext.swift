@@ -86,6 +86,24 @@ public final class CUDAContext: @unchecked Sendable {
         return (free, total)
     }
 
+    public var driverLibraryPath: String { driver.library.path }
+
+    /// NVRTC's version and library path, or why it could not be loaded.
+    public var nvrtcDescription: String {
+        switch kernels.nvrtc {
+        case .success(let api): return "\(api.version) (\(api.library.path))"
+        case .failure(let error): return "not available: \(error)"
+        }
+    }
+
+    /// Kernels compiled by NVRTC and kernels read from the disk cache in this process.
+    public var kernelCompileCounts: (compiled: Int, fromDisk: Int) { (kernels.compiled, kernels.loadedFromDisk) }
+
+    /// Bytes held by Kinema's allocator: in use now, at the peak, and cached for reuse.
+    public var memoryUse: (inUse: Int, peak: Int, cached: Int) {
+        (allocator.bytesInUse, allocator.peakBytesInUse, allocator.bytesCached)
+    }
+
     /// Architecture string for NVRTC: sm_90a on Hopper (wgmma), sm_XY elsewhere.
     public var architecture: String {
         let (major, minor) = computeCapability

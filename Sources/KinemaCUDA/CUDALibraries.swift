@@ -46,23 +46,23 @@ public enum CUDALibraries {
     }
 
     /// Opens the first loadable candidate among `sonames`, looking in KINEMA_CUDA_LIB_PATH first, then the
-    /// loader's path, then the folders above.
+    /// loader's path, then the folders above. The error names the folders that exist and were searched.
     public static func open(_ sonames: [String], options: RuntimeOptions = .current) throws -> LoadedLibrary {
-        var tried: [String] = []
-        let folders = searchFolders(options: options)
         var candidates: [String] = []
         if let custom = options.cudaLibraryPath { candidates += sonames.map { custom + "/" + $0 } }
         candidates += sonames
-        for folder in folders.dropFirst(options.cudaLibraryPath == nil ? 0 : 1) {
-            candidates += sonames.map { folder + "/" + $0 }
-        }
+        let folders = searchFolders(options: options).filter { FileManager.default.fileExists(atPath: $0) }
+        for folder in folders { candidates += sonames.map { folder + "/" + $0 } }
         for candidate in candidates {
-            tried.append(candidate)
             if candidate.hasPrefix("/") && !FileManager.default.fileExists(atPath: candidate) { continue }
             if let handle = ckinema_dlopen(candidate) {
                 return LoadedLibrary(path: candidate, handle: handle)
             }
         }
-        throw KinemaError.missingLibrary(name: sonames.joined(separator: " or "), searched: Array(Set(tried)).sorted())
+        var searched = ["the dynamic loader's path"] + folders
+        if let custom = options.cudaLibraryPath, !folders.contains(custom) { searched.insert(custom + " (KINEMA_CUDA_LIB_PATH, missing)", at: 0) }
+        var unique: [String] = []
+        for folder in searched where !unique.contains(folder) { unique.append(folder) }
+        throw KinemaError.missingLibrary(name: sonames.joined(separator: " or "), searched: unique)
     }
 }

@@ -1,0 +1,71 @@
+import Foundation
+import KinemaCPU
+import KinemaCUDA
+import KinemaCore
+import KinemaIO
+import KinemaModels
+import KinemaNN
+
+// `kinema doctor`: what this machine offers (CPU GEMM engine, CUDA driver, device, NVRTC) and, with a GPU,
+// every CUDA op checked against the CPU reference on awkward shapes and dtypes, then the model goldens
+// (diffusers outputs in Tests/Fixtures) run on the GPU.
+
+public struct DoctorCheck: Sendable {
+    public var name: String
+    public var passed: Bool
+    /// Relative L2 error against the reference, when the check compares tensors.
+    public var relativeError: Double?
+    public var tolerance: Double?
+    public var detail: String
+}
+
+public struct DoctorReport: Sendable {
+    public var facts: [(String, String)]
+    public var checks: [DoctorCheck]
+    public var gpuAvailable: Bool
+    public var allPassed: Bool { checks.allSatisfy(\.passed) }
+}
+
+public enum Doctor {
+    /// Runs the checks. `fixtures`: the Tests/Fixtures folder for the model goldens (skipped when nil or absent).
+    public static func run(device ordinal: Int = 0, fixtures: String?) -> DoctorReport {
+        var facts: [(String, String)] = [("CPU GEMM", CPUGemm.summary), ("CPU threads", "\(RuntimeOptions.current.threads)")]
+        var checks: [DoctorCheck] = []
+        let backend: CUDABackend
+        do {
+            backend = try CUDABackend(ordinal: ordinal)
+        } catch {
+            facts.append(("CUDA", "not available: \(error)"))
+            return DoctorReport(facts: facts, checks: [], gpuAvailable: false)
+        }
+        let context = backend.context
+        facts.append(("GPU", "\(context.name) (cuda:\(ordinal)), compute capability \(context.computeCapability.major).\(context.computeCapability.minor), \(context.multiprocessors) SMs, \(context.totalMemory >> 20) MiB"))
+        facts.append(("CUDA driver", "\(context.driverVersion / 1000).\(context.driverVersion % 1000 / 10) (\(context.driverLibraryPath))"))
+        facts.append(("NVRTC", context.nvrtcDescription))
+        facts.append(("kernel target", context.architecture))
+        facts.append(("kernel cache", RuntimeOptions.current.kernelCacheDirectory ?? "off"))
+
+        checks += OpConsistency.run(gpu: backend)
+        if let fixtures, FileManager.default.fileExists(atPath: fixtures + "/wan_dit") {
+            checks += ModelGoldenChecks.run(gpu: backend, fixtures: fixtures)
+        }
+        return DoctorReport(facts: facts, checks: checks, gpuAvailable: true)
+    }
+}
+
+/// Relative L2 distance ‖a − b‖ / ‖b‖ over host copies, NaN-aware (a NaN anywhere fails).
+func relativeL2(_ actual: Tensor, _ expected: Tensor) throws -> Double {
+    let a = try actual.floats()
+    let b = try expected.floats()
+    guard a.count == b.count else { return .infinity }
+    var difference = 0.0
+    var norm = 0.0
+    for (x, y) in zip(a, b) {
+        if x.isNaN != y.isNaN { return .nan }
+        if x.isNaN { continue }
+        let d = Double(x) - Double(y)
+        difference += d * d
+        norm += Double(y) * Double(y)
+    }
+    return difference.squareRoot() / max(norm.squareRoot(), 1e-30)
+}

@@ -1,0 +1,136 @@
+import Foundation
+import KinemaCPU
+import KinemaCUDA
+import KinemaCore
+import KinemaNN
+
+// Every CUDA op against the CPU reference, on shapes chosen to break kernels: odd sizes, one element,
+// non-contiguous views, broadcasting, large magnitudes, f32 and bf16. Inputs are seeded random values,
+// never zeros.
+
+enum OpConsistency {
+    struct Case {
+        let name: String
+        let tolerance: Double
+        let run: (any Backend) throws -> Tensor
+    }
+
+    static func random(_ shape: [Int], seed: UInt64, scale: Float = 1, dtype: DType = .f32) throws -> Tensor {
+        var generator = SyntheticWeights(seed: seed)
+        return try Tensor((0..<shape.reduce(1, *)).map { _ in generator.next() * 20 * scale }, shape: shape, dtype: dtype)
+    }
+
+    static func cases() throws -> [Case] {
+        var cases: [Case] = []
+        for dtype in [DType.f32, .bf16] {
+            let tol = dtype == .f32 ? 1e-5 : 1e-2
+            let tag = dtype.rawValue
+            let x = try random([3, 37, 5], seed: 1, dtype: dtype)
+            let y = try random([37, 1], seed: 2, dtype: dtype)
+            cases.append(Case(name: "cast f32→\(tag)→f32", tolerance: 0) { b in
+                try b.cast(try b.cast(try b.upload(try random([1, 1001], seed: 3)), to: dtype), to: .f32)
+            })
+            cases.append(Case(name: "contiguous permuted \(tag)", tolerance: 0) { b in
+                try b.contiguous(try b.upload(x).permuted([2, 0, 1]))
+            })
+            for op in UnaryOp.allCases {
+                let input = op == .sqrt || op == .rsqrt ? try b0abs(x) : x
+                cases.append(Case(name: "unary \(op.rawValue) \(tag)", tolerance: max(tol, 2e-6)) { b in
+                    try b.unary(op, try b.upload(input).transposed(0, 2))
+                })
+            }
+            for op in BinaryOp.allCases {
+                cases.append(Case(name: "binary \(op.rawValue) broadcast \(tag)", tolerance: tol) { b in
+                    try b.binary(op, try b.upload(x), try b.upload(y))
+                })
+            }
+            cases.append(Case(name: "binary add f32+\(tag)", tolerance: 1e-6) { b in
+                try b.add(try b.upload(try random([3, 37, 5], seed: 4)), try b.upload(x))
+            })
+            cases.append(Case(name: "affine \(tag)", tolerance: tol) { b in try b.affine(try b.upload(x), scale: 1.5, shift: -0.25) })
+            for op in ReduceOp.allCases {
+                cases.append(Case(name: "reduce \(op.rawValue) axes [0,2] \(tag)", tolerance: tol) { b in
+                    try b.reduce(op, try b.upload(x), axes: [0, 2], keepDims: true)
+                })
+            }
+            let rows = try random([7, 1531], seed: 5, scale: 100, dtype: dtype)
+            let weight = try random([1531], seed: 6)
+            let bias = try random([1531], seed: 7)
+            cases.append(Case(name: "softmax large magnitude \(tag)", tolerance: tol) { b in try b.softmax(try b.upload(rows)) })
+            cases.append(Case(name: "layerNorm affine \(tag)", tolerance: tol) { b in
+                try b.layerNorm(try b.upload(rows), weight: try b.upload(weight), bias: try b.upload(bias), eps: 1e-6)
+            })
+            cases.append(Case(name: "layerNorm plain \(tag)", tolerance: tol) { b in
+                try b.layerNorm(try b.upload(rows), weight: nil, bias: nil, eps: 1e-6)
+            })
+            cases.append(Case(name: "rmsNorm \(tag)", tolerance: tol) { b in
+                try b.rmsNorm(try b.upload(rows), weight: try b.upload(weight), eps: 1e-6)
+            })
+            let ropeInput = try random([2, 45, 3, 128], seed: 8, dtype: dtype)
+            let cosTable = try random([45, 64], seed: 9, scale: 0.05)
+            let sinTable = try random([45, 64], seed: 10, scale: 0.05)
+            cases.append(Case(name: "rope [2,45,3,128] \(tag)", tolerance: tol) { b in
+                try b.rope(try b.upload(ropeInput), cos: try b.upload(cosTable), sin: try b.upload(sinTable))
+            })
+            cases.append(Case(name: "concat axis 1 \(tag)", tolerance: 0) { b in
+                try b.concat([try b.upload(x), try b.upload(try random([3, 2, 5], seed: 11, dtype: dtype))], axis: 1)
+            })
+            let a = try random([2, 1, 33, 70], seed: 12, scale: 0.1, dtype: dtype)
+            let m = try random([3, 70, 19], seed: 13, scale: 0.1, dtype: dtype)
+            cases.append(Case(name: "matmul broadcast [2,1,33,70]·[3,70,19] \(tag)", tolerance: tol) { b in
+                try b.matmul(try b.upload(a), try b.upload(m))
+            })
+            let activations = try random([5, 17, 96], seed: 14, scale: 0.1, dtype: dtype)
+            let w = try random([131, 96], seed: 15, scale: 0.1, dtype: dtype)
+            let wb = try random([131], seed: 16)
+            cases.append(Case(name: "linear [5,17,96]·[131,96]ᵀ+b \(tag)", tolerance: tol) { b in
+                try b.linear(try b.upload(activations), weight: try b.upload(w), bias: try b.upload(wb))
+            })
+            // Attention on [B, L, H, D] memory viewed as [B, H, L, D], odd lengths, D = 128.
+            let q = try random([2, 37, 3, 128], seed: 17, scale: 0.1, dtype: dtype)
+            let k = try random([2, 53, 3, 128], seed: 18, scale: 0.1, dtype: dtype)
+            let v = try random([2, 53, 3, 128], seed: 19, dtype: dtype)
+            cases.append(Case(name: "attention Lq 37 Lk 53 D 128 strided \(tag)", tolerance: tol) { b in
+                try b.attention(
+                    query: try b.upload(q).permuted([0, 2, 1, 3]), key: try b.upload(k).permuted([0, 2, 1, 3]),
+                    value: try b.upload(v).permuted([0, 2, 1, 3]), scale: 1 / Float(128).squareRoot())
+            })
+            let video = try random([1, 5, 3, 10, 14], seed: 20, dtype: dtype)
+            let patch = try random([7, 5, 1, 2, 2], seed: 21, scale: 0.1, dtype: dtype)
+            let cube = try random([4, 5, 3, 3, 3], seed: 22, scale: 0.1, dtype: dtype)
+            let convBias = try random([7], seed: 23)
+            cases.append(Case(name: "conv3d patch (1,2,2) \(tag)", tolerance: tol) { b in
+                try b.conv3d(try b.upload(video), weight: try b.upload(patch), bias: try b.upload(convBias), stride: [1, 2, 2], padding: [0, 0, 0])
+            })
+            cases.append(Case(name: "conv3d 3×3×3 pad 1 \(tag)", tolerance: tol) { b in
+                try b.conv3d(try b.upload(video), weight: try b.upload(cube), bias: nil, stride: [1, 1, 1], padding: [1, 1, 1])
+            })
+        }
+        return cases
+    }
+
+    private static func b0abs(_ x: Tensor) throws -> Tensor { try CPUBackend.shared.affine(try CPUBackend.shared.unary(.abs, x), scale: 1, shift: 0.5) }
+
+    static func run(gpu: any Backend) -> [DoctorCheck] {
+        let cpu = CPUBackend.shared
+        let all: [Case]
+        do { all = try cases() } catch {
+            return [DoctorCheck(name: "op cases", passed: false, relativeError: nil, tolerance: nil, detail: "\(error)")]
+        }
+        return all.map { item in
+            do {
+                let expected = try item.run(cpu)
+                let actual = try gpu.download(try item.run(gpu))
+                guard actual.shape == expected.shape, actual.dtype == expected.dtype else {
+                    return DoctorCheck(
+                        name: item.name, passed: false, relativeError: nil, tolerance: item.tolerance,
+                        detail: "GPU gave \(actual.shape) \(actual.dtype.rawValue), CPU \(expected.shape) \(expected.dtype.rawValue)")
+                }
+                let error = try relativeL2(actual, expected)
+                return DoctorCheck(name: item.name, passed: error <= item.tolerance, relativeError: error, tolerance: item.tolerance, detail: "")
+            } catch {
+                return DoctorCheck(name: item.name, passed: false, relativeError: nil, tolerance: item.tolerance, detail: "\(error)")
+            }
+        }
+    }
+}
