@@ -8,7 +8,9 @@
 set -uo pipefail
 OUT=${OUT:-/tmp/kinema-out}
 mkdir -p "$OUT"
-export KINEMA_KERNEL_CACHE="$OUT/../kernel-cache"
+export KINEMA_KERNEL_CACHE="/tmp/kinema-kernel-cache"
+# The bundle travels gzipped (the carried tree is limited to 64 MiB).
+if [ -f .device/kinema.gz ] && [ ! -x .device/kinema ]; then gunzip -c .device/kinema.gz > .device/kinema && chmod +x .device/kinema; fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 
 ./.device/kinema doctor --fixtures Tests/Fixtures > "$OUT/doctor.log" 2>&1
@@ -23,3 +25,13 @@ grep -E "^(GPU|CUDA|NVRTC|kernel)" "$OUT/doctor.log"
 grep -E "FAIL|passed, " "$OUT/doctor.log"
 echo "== bench (rc $bench_rc)"
 tail -4 "$OUT/bench.log"
+
+# The diffusers baseline at the 480p / 81-frame shape (needs .whl carried; see scripts/bench/README.md).
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        && export PYTHONPATH=/tmp/site
+    python3 scripts/bench/diffusers_baseline.py --shape 1.3b --frames 21 --height 60 --width 104 --vae \
+        --json "$OUT/diffusers-1.3b-480p.json" > "$OUT/diffusers.log" 2>&1
+    echo "== diffusers baseline (rc $?)"
+    grep -E '"(gpu|dit_forward_median_s|peak_memory_gib|vae_decode_median_s|vae_peak_memory_gib)"' "$OUT/diffusers.log"
+fi
