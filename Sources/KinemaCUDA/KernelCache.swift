@@ -20,7 +20,7 @@ final class KernelCache: @unchecked Sendable {
 
     init(context: CUDAContext) { self.context = context }
 
-    var options: [String] { ["--gpu-architecture=\(context.architecture)", "--std=c++17", "-default-device", "--use_fast_math=false"] }
+    var options: [String] { ["--gpu-architecture=\(context.architecture)", "--std=c++17", "-default-device"] }
 
     /// The function `name` from the module built from `source`.
     func function(_ name: String, in source: String) throws -> CUhandle? {
