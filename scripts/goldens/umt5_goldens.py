@@ -300,6 +300,34 @@ class _Evil:
         return (self.fn, (self.arg,))
 
 
+def _zip64_archive(records: list[tuple[str, bytes]]) -> bytes:
+    """A STORED zip where every size and offset is moved into zip64 extra fields (32-bit fields
+    0xFFFFFFFF), as torch's writer does past 4 GiB, with data padded to 64-byte offsets like torch."""
+    out = bytearray()
+    central = bytearray()
+    for name, data in records:
+        raw = name.encode()
+        offset = len(out)
+        z64 = struct.pack("<HHQQ", 1, 16, len(data), len(data))
+        pad = (-(offset + 30 + len(raw) + len(z64) + 4)) % 64
+        extra = z64 + struct.pack("<HH", 0x4246, pad) + b"Z" * pad  # "FB" padding record, as torch writes
+        crc = zipfile.crc32(data)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 45, 0, 0, 0, 0x21, crc, 0xFFFFFFFF, 0xFFFFFFFF, len(raw), len(extra))
+        out += raw + extra + data
+        cz64 = struct.pack("<HHQQQ", 1, 24, len(data), len(data), offset)
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 45, 45, 0, 0, 0, 0x21, crc, 0xFFFFFFFF, 0xFFFFFFFF,
+                               len(raw), len(cz64), 0, 0, 0, 0, 0xFFFFFFFF)
+        central += raw + cz64
+    cd_offset = len(out)
+    out += central
+    eocd64 = len(out)
+    n = len(records)
+    out += struct.pack("<IQHHIIQQQQ", 0x06064B50, 44, 45, 45, 0, 0, n, n, len(central), cd_offset)
+    out += struct.pack("<IIQI", 0x07064B50, 0, eocd64, 1)
+    out += struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    return bytes(out)
+
+
 def _pth(versions: dict) -> list[str]:
     reset_dir(PTH_DIR)
     g = generator(SEED + 100)
@@ -335,6 +363,15 @@ def _pth(versions: dict) -> list[str]:
     plain = collections.OrderedDict((k, sd[k]) for k in ("f32", "bf16", "transposed"))
     torch.save(plain, str(PTH_DIR / "good_plain.pth"))
     torch.save({"model": plain}, str(PTH_DIR / "good_model_wrapper.pth"))
+    # The same archive re-packed with zip64 extra fields everywhere (what a >4 GiB torch file needs).
+    with zipfile.ZipFile(PTH_DIR / "good_plain.pth") as z:
+        records = [(i.filename, z.read(i.filename)) for i in z.infolist()]
+    packed = _zip64_archive(records)
+    (PTH_DIR / "good_zip64.pth").write_bytes(packed)
+    with zipfile.ZipFile(io.BytesIO(packed)) as z:  # Python's reader must agree it is a valid zip
+        assert z.testzip() is None and [(i.filename, z.read(i.filename)) for i in z.infolist()] == records
+    reloaded = torch.load(io.BytesIO(packed), weights_only=True)
+    assert all(torch.equal(reloaded[k], plain[k]) for k in plain)
 
     # ---- hostile / corrupt files. Each entry: file → what the reader must report (a substring).
     bad: dict[str, str] = {}
@@ -345,8 +382,9 @@ def _pth(versions: dict) -> list[str]:
         bad[name] = expect
 
     evil("bad_os_system.pth", {"x": _Evil(os.system, f"touch {marker}")}, "posix.system")
-    evil("bad_builtins_eval.pth", {"x": _Evil(eval, f"open('{marker}','w')")}, "builtins.eval")
-    evil("bad_builtins_exec.pth", _Evil(exec, f"open('{marker}','w')"), "builtins.exec")
+    # Protocol 2 writes Python 3's builtins under their Python 2 module name.
+    evil("bad_builtins_eval.pth", {"x": _Evil(eval, f"open('{marker}','w')")}, "__builtin__.eval")
+    evil("bad_builtins_exec.pth", _Evil(exec, f"open('{marker}','w')"), "__builtin__.exec")
 
     def raw(name, pkl: bytes, expect, storages=None):
         _write_archive(PTH_DIR / name, pkl, storages or {})
@@ -411,11 +449,15 @@ def _pth(versions: dict) -> list[str]:
     # Big-endian archives are refused (tensors would need byte swapping).
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("archive/data.pkl", pickle.dumps({}, protocol=2))
-        z.writestr("archive/byteorder", b"big")
-        z.writestr("archive/version", b"3\n")
+        z.writestr(zipfile.ZipInfo("archive/data.pkl"), pickle.dumps({}, protocol=2))
+        z.writestr(zipfile.ZipInfo("archive/byteorder"), b"big")
+        z.writestr(zipfile.ZipInfo("archive/version"), b"3\n")
     (PTH_DIR / "bad_big_endian.pth").write_bytes(buf.getvalue())
     bad["bad_big_endian.pth"] = "big"
+
+    # A well-formed checkpoint of a dtype Kinema has no DType for.
+    torch.save({"x": torch.zeros(2, dtype=torch.float64)}, str(PTH_DIR / "bad_float64.pth"))
+    bad["bad_float64.pth"] = "DoubleStorage"
 
     assert not os.path.exists(marker), "a hostile pickle ran while being written?"
     write_json(PTH_DIR / "pth.json", {
@@ -424,6 +466,7 @@ def _pth(versions: dict) -> list[str]:
             "good_state_dict.pth": "{'state_dict': {...every dtype, transposed view, shared storage, Parameter, nested}} → good_state_dict.expected.safetensors",
             "good_plain.pth": "OrderedDict(f32, bf16, transposed) as a bare state dict",
             "good_model_wrapper.pth": "{'model': the same OrderedDict}",
+            "good_zip64.pth": "good_plain.pth re-packed with zip64 extra fields for every size and offset",
         },
         "bad": bad,
         "marker": marker,
