@@ -53,10 +53,9 @@ public final class PthFile: TensorSource, @unchecked Sendable {
         var unpickler = Unpickler(
             bytes: UnsafeRawBufferPointer(rebasing: bytes[pickle.dataOffset..<(pickle.dataOffset + pickle.size)]),
             path: path, location: pickleName)
-        let root = try unpickler.load()
-
+        defer { unpickler.release() }
         var found: [String: PickleTensor] = [:]
-        try PthFile.flatten(PthFile.unwrapped(root, path: path), prefix: "", depth: 0, into: &found, path: path)
+        try PthFile.flatten(PthFile.unwrapped(try unpickler.load(), path: path), prefix: "", depth: 0, into: &found, path: path)
 
         var storages: [String: ZipEntry] = [:]
         var storageTypes: [String: DType] = [:]

@@ -99,7 +99,8 @@ enum PickleValue {
     case float(Double)
     case string(String)
     case bytes(Int)  // only the length is kept: checkpoints carry no tensor data in pickled bytes
-    case tuple([PickleValue])
+    /// Items and nesting depth (1 + the deepest tuple inside; lists and dicts count 0, see `Unpickler.release`).
+    case tuple([PickleValue], depth: Int)
     case list(PickleList)
     case dict(PickleDict)
     case global(PickleGlobal)
@@ -130,6 +131,9 @@ struct Unpickler {
     static let maxMemoIndex = 1 << 22
     static let maxStringBytes = 1 << 20
     static let maxTupleItems = 1 << 16
+    static let maxTupleDepth = 64
+    /// Lists and dicts a pickle may create (a checkpoint makes about one per tensor).
+    static let maxContainers = 1 << 22
 
     let bytes: UnsafeRawBufferPointer
     let path: String
@@ -138,6 +142,9 @@ struct Unpickler {
     private var stack: [PickleValue] = []
     private var marks: [Int] = []
     private var memo: [Int: PickleValue] = [:]
+    /// Every list and dict created, so `release()` can empty them iteratively (see there).
+    private var lists: [PickleList] = []
+    private var dicts: [PickleDict] = []
 
     init(bytes: UnsafeRawBufferPointer, path: String, location: String) {
         self.bytes = bytes
@@ -231,6 +238,40 @@ struct Unpickler {
 
     // MARK: building
 
+    private mutating func newList() throws -> PickleValue {
+        guard lists.count + dicts.count < Unpickler.maxContainers else { throw failure("more than \(Unpickler.maxContainers) lists and dicts") }
+        let list = PickleList()
+        lists.append(list)
+        return .list(list)
+    }
+
+    private mutating func newDict() throws -> PickleDict {
+        guard lists.count + dicts.count < Unpickler.maxContainers else { throw failure("more than \(Unpickler.maxContainers) lists and dicts") }
+        let dict = PickleDict()
+        dicts.append(dict)
+        return dict
+    }
+
+    private func tuple(_ items: [PickleValue]) throws -> PickleValue {
+        var depth = 1
+        for case .tuple(_, let inner) in items { depth = max(depth, inner + 1) }
+        guard depth <= Unpickler.maxTupleDepth else { throw failure("tuples nested deeper than \(Unpickler.maxTupleDepth) (nesting depth limit)") }
+        return .tuple(items, depth: depth)
+    }
+
+    /// Empties every list and dict this pickle created, then forgets them. Memo tricks can nest lists and
+    /// dicts a million levels deep in a few bytes each; letting ARC free such a chain would recurse once
+    /// per level and overflow the thread's stack. While the registry still holds every container, emptying
+    /// one releases nothing else, so each is freed with no contents. Call after the result has been used.
+    mutating func release() {
+        stack.removeAll()
+        memo.removeAll()
+        for list in lists { list.items.removeAll() }
+        for dict in dicts { dict.entries.removeAll() }
+        lists.removeAll()
+        dicts.removeAll()
+    }
+
     private func setItems(_ items: [PickleValue], into target: PickleValue, _ opcode: String) throws {
         guard case .dict(let dict) = target else { throw failure("\(opcode) on a \(target.kind), not a dict") }
         guard items.count % 2 == 0 else { throw failure("\(opcode) with an odd number of items") }
@@ -250,13 +291,13 @@ struct Unpickler {
     }
 
     private func integers(_ value: PickleValue, _ what: String) throws -> [Int] {
-        guard case .tuple(let items) = value else { throw failure("\(what): expected a tuple, found \(value.kind)") }
+        guard case .tuple(let items, _) = value else { throw failure("\(what): expected a tuple, found \(value.kind)") }
         return try items.map { try integer($0, what) }
     }
 
     /// REDUCE: the only calls allowed are the tensor rebuilders and OrderedDict.
-    private func call(_ callable: PickleValue, _ arguments: PickleValue) throws -> PickleValue {
-        guard case .global(let function) = callable, case .tuple(let args) = arguments else {
+    private mutating func call(_ callable: PickleValue, _ arguments: PickleValue) throws -> PickleValue {
+        guard case .global(let function) = callable, case .tuple(let args, _) = arguments else {
             throw failure("REDUCE of a \(callable.kind) with \(arguments.kind) arguments is not allowed")
         }
         switch function {
@@ -290,13 +331,13 @@ struct Unpickler {
             }
             return args[0]
         case .orderedDict:
-            let dict = PickleDict()
+            let dict = try newDict()
             if let pairs = args.first {
                 guard args.count == 1, case .list(let list) = pairs else {
                     throw failure("OrderedDict(...) with unexpected arguments")
                 }
                 for item in list.items {
-                    guard case .tuple(let pair) = item, pair.count == 2 else { throw failure("OrderedDict item is not a pair") }
+                    guard case .tuple(let pair, _) = item, pair.count == 2 else { throw failure("OrderedDict item is not a pair") }
                     dict.entries.append((pair[0], pair[1]))
                 }
             }
@@ -323,9 +364,9 @@ struct Unpickler {
                     throw failure("STOP with \(stack.count) values on the stack (expected exactly 1)", at: at)
                 }
                 return stack[0]
-            case 0x7D: try push(.dict(PickleDict()))  // EMPTY_DICT
-            case 0x5D: try push(.list(PickleList()))  // EMPTY_LIST
-            case 0x29: try push(.tuple([]))  // EMPTY_TUPLE
+            case 0x7D: try push(.dict(try newDict()))  // EMPTY_DICT
+            case 0x5D: try push(try newList())  // EMPTY_LIST
+            case 0x29: try push(try tuple([]))  // EMPTY_TUPLE
             case 0x28:  // MARK
                 guard marks.count < Unpickler.maxMarkDepth else {
                     throw failure("MARK nesting depth limit (\(Unpickler.maxMarkDepth)) exceeded", at: at)
@@ -373,11 +414,11 @@ struct Unpickler {
                 let count = opcode - 0x84
                 var items: [PickleValue] = []
                 for _ in 0..<count { items.insert(try pop("TUPLE\(count)"), at: 0) }
-                try push(.tuple(items))
+                try push(try tuple(items))
             case 0x74:  // TUPLE
                 let items = try popToMark("TUPLE")
                 guard items.count <= Unpickler.maxTupleItems else { throw failure("tuple of \(items.count) items", at: at) }
-                try push(.tuple(items))
+                try push(try tuple(items))
             case 0x73:  // SETITEM
                 let value = try pop("SETITEM")
                 let key = try pop("SETITEM")
@@ -421,7 +462,7 @@ struct Unpickler {
                 switch state {
                 case .none: break
                 case .dict(let dict) where dict.entries.isEmpty: break
-                case .tuple(let items) where items.allSatisfy({ if case .none = $0 { return true }; if case .dict(let d) = $0 { return d.entries.isEmpty }; return false }): break
+                case .tuple(let items, _) where items.allSatisfy({ if case .none = $0 { return true }; if case .dict(let d) = $0 { return d.entries.isEmpty }; return false }): break
                 default: throw failure("BUILD with a non-empty \(state.kind) state is not allowed", at: at)
                 }
             case 0x51:  // BINPERSID
@@ -448,7 +489,7 @@ struct Unpickler {
 
     /// ('storage', <torch.XStorage>, key, location, numel) → a storage reference.
     private func persistentLoad(_ id: PickleValue, at: Int) throws -> PickleValue {
-        guard case .tuple(let parts) = id, parts.count == 5, case .string("storage") = parts[0] else {
+        guard case .tuple(let parts, _) = id, parts.count == 5, case .string("storage") = parts[0] else {
             throw failure("persistent id is not a ('storage', type, key, location, numel) tuple", at: at)
         }
         let dtype: DType?
