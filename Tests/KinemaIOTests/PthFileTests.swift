@@ -48,7 +48,7 @@ final class PthFileTests: XCTestCase {
 
     func testPlainModelWrapperAndZip64() throws {
         let reference = try PthFile(path: Fixtures.path("pth/good_state_dict.pth"))
-        for file in ["good_plain.pth", "good_model_wrapper.pth", "good_zip64.pth"] {
+        for file in ["good_plain.pth", "good_model_wrapper.pth", "good_protocol4.pth", "good_zip64.pth"] {
             let source = try Checkpoints.open(Fixtures.path("pth/\(file)"))
             XCTAssertTrue(source is PthFile, file)
             XCTAssertEqual(source.names, ["bf16", "f32", "transposed"], file)
@@ -102,24 +102,35 @@ final class PthFileTests: XCTestCase {
     /// A few hundred seeded byte mutations of a good file (inside the pickle, the zip records and the
     /// storages): each must open or fail with a KinemaError, never crash or hang.
     func testMutationFuzz() throws {
-        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("pth/good_state_dict.pth"))))
+        // Half the mutations land in the pickle (the first record), where structure is densest.
+        try fuzz("good_state_dict.pth", iterations: 300, focus: 0..<1200, seed: 0x5EED_0F_7A11)
+    }
+
+    /// The zip64 file, mutating its tail (zip64 end record, locator, central directory with zip64 extras).
+    func testMutationFuzzZip64Directory() throws {
+        let size = try FileManager.default.attributesOfItem(atPath: Fixtures.path("pth/good_zip64.pth"))[.size] as? Int ?? 0
+        try fuzz("good_zip64.pth", iterations: 150, focus: max(0, size - 700)..<size, seed: 0xC0FF_EE64)
+    }
+
+    /// Seeded byte mutations of a good file: each must open or fail with a KinemaError, never crash or hang.
+    private func fuzz(_ file: String, iterations: Int, focus: Range<Int>, seed: UInt64) throws {
+        let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("pth/\(file)"))))
         let directory = (NSTemporaryDirectory() as NSString).appendingPathComponent("kinema-pth-fuzz-\(UUID().uuidString)")
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        var state: UInt64 = 0x5EED_0F_7A11
+        var state = seed
         func next() -> Int {
             state = state &* 6364136223846793005 &+ 1442695040888963407
             return Int(truncatingIfNeeded: state >> 33)
         }
-        // Bias half of the mutations into the pickle (the first record) where structure is densest.
-        let pickleEnd = min(original.count, 1200)
+        let focus = focus.clamped(to: 0..<original.count)
         var opened = 0
         var rejected = 0
-        for iteration in 0..<300 {
+        for iteration in 0..<iterations {
             var bytes = original
             let edits = 1 + next() % 4
-            for _ in 0..<edits {
-                let index = iteration % 2 == 0 ? next() % pickleEnd : next() % bytes.count
+            for _ in 0..<edits where !bytes.isEmpty {
+                let index = (iteration % 2 == 0 ? focus.lowerBound + next() % max(1, focus.count) : next() % bytes.count) % bytes.count
                 switch next() % 4 {
                 case 0: bytes[index] = UInt8(truncatingIfNeeded: next())
                 case 1: bytes[index] ^= UInt8(1 << (next() % 8))
@@ -127,7 +138,7 @@ final class PthFileTests: XCTestCase {
                 default: bytes.removeSubrange(index..<min(bytes.count, index + 1 + next() % 16))
                 }
             }
-            if iteration % 25 == 24 { bytes = Array(bytes.prefix(next() % bytes.count)) }
+            if iteration % 25 == 24 { bytes = Array(bytes.prefix(next() % max(1, bytes.count))) }
             let path = (directory as NSString).appendingPathComponent("m\(iteration).pth")
             try Data(bytes).write(to: URL(fileURLWithPath: path))
             do {
@@ -137,11 +148,11 @@ final class PthFileTests: XCTestCase {
             } catch is KinemaError {
                 rejected += 1
             } catch {
-                XCTFail("mutation \(iteration): not a KinemaError: \(error)")
+                XCTFail("\(file) mutation \(iteration): not a KinemaError: \(error)")
             }
             try? FileManager.default.removeItem(atPath: path)
         }
-        XCTAssertEqual(opened + rejected, 300)
-        XCTAssertGreaterThan(rejected, 100, "most mutations should be caught")
+        XCTAssertEqual(opened + rejected, iterations)
+        XCTAssertGreaterThan(rejected, iterations / 3, "\(file): most mutations should be caught")
     }
 }

@@ -363,6 +363,8 @@ def _pth(versions: dict) -> list[str]:
     plain = collections.OrderedDict((k, sd[k]) for k in ("f32", "bf16", "transposed"))
     torch.save(plain, str(PTH_DIR / "good_plain.pth"))
     torch.save({"model": plain}, str(PTH_DIR / "good_model_wrapper.pth"))
+    # Protocol 4 (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL), as `pickle_protocol=4` writes it.
+    torch.save(plain, str(PTH_DIR / "good_protocol4.pth"), pickle_protocol=4)
     # The same archive re-packed with zip64 extra fields everywhere (what a >4 GiB torch file needs).
     with zipfile.ZipFile(PTH_DIR / "good_plain.pth") as z:
         records = [(i.filename, z.read(i.filename)) for i in z.infolist()]
@@ -466,6 +468,7 @@ def _pth(versions: dict) -> list[str]:
             "good_state_dict.pth": "{'state_dict': {...every dtype, transposed view, shared storage, Parameter, nested}} → good_state_dict.expected.safetensors",
             "good_plain.pth": "OrderedDict(f32, bf16, transposed) as a bare state dict",
             "good_model_wrapper.pth": "{'model': the same OrderedDict}",
+            "good_protocol4.pth": "good_plain.pth's dict saved with pickle_protocol=4",
             "good_zip64.pth": "good_plain.pth re-packed with zip64 extra fields for every size and offset",
         },
         "bad": bad,
