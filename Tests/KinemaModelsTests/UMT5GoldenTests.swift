@@ -47,6 +47,9 @@ final class UMT5GoldenTests: XCTestCase {
         }
         assertClose(output, try io.tensor("last_hidden_state"), relL2: tolerance, "\(label) last_hidden_state")
 
+        let long = try model.forward(ids: try io.tensor("long.input_ids"))
+        assertClose(long, try io.tensor("long.last_hidden_state"), relL2: tolerance, "\(label) 300 tokens, no mask")
+
         let ids = try io.tensor("prompt.input_ids").integers().map { Int($0) }
         let mask = try io.tensor("prompt.attention_mask").integers().map { Int($0) }
         let prompt = try model.encodePrompt(ids: ids, mask: mask)

@@ -191,6 +191,12 @@ def _umt5(versions: dict) -> list[str]:
     embeds = [u[:v] for u, v in zip(embeds, seq_lens)]
     prompt = torch.stack([torch.cat([u, u.new_zeros(PROMPT_LEN - u.size(0), u.size(1))]) for u in embeds], dim=0)
 
+    # A long unpadded sequence: offsets past max_distance (128) reach the clamped last buckets.
+    g = generator(SEED + 3)
+    long_ids = torch.randint(2, CONFIG["vocab_size"], (1, 300), generator=g)
+    with torch.no_grad():
+        long_out = model(input_ids=long_ids).last_hidden_state
+
     # The bucket table for every relative position a 512-token prompt can produce, from transformers.
     attn0 = model.encoder.block[0].layer[0].SelfAttention
     rel_pos = torch.arange(-(PROMPT_LEN - 1), PROMPT_LEN, dtype=torch.long)
@@ -225,6 +231,8 @@ def _umt5(versions: dict) -> list[str]:
         "prompt.input_ids": p_ids,
         "prompt.attention_mask": p_mask,
         "prompt.embeds": prompt,
+        "long.input_ids": long_ids,
+        "long.last_hidden_state": long_out,
         "bucket.relative_position": rel_pos,
         "bucket.index": buckets.long(),
     }
@@ -240,6 +248,7 @@ def _umt5(versions: dict) -> list[str]:
             "tap.block0": "hidden states after encoder block 0 [2, 40, 32]",
             "last_hidden_state": "UMT5EncoderModel output (after final_layer_norm) [2, 40, 32]",
             "prompt.*": "a 23-token prompt padded to 512 and its embedding as diffusers WanPipeline._get_t5_prompt_embeds makes it",
+            "long.*": "300 unpadded tokens (offsets beyond max_distance) and the encoder output [1, 300, 32]",
             "bucket.*": "transformers' bidirectional bucket (32 buckets, max distance 128) for relative positions -511..511",
         },
     })
