@@ -19,6 +19,8 @@ Every expected value was computed by the pinned reference stack (diffusers
 | `wan_dit/<case>/` | `scripts/goldens/dit_goldens.py` | tiny Wan2.1 DiTs (t2v, i2v, odd) in diffusers and original-Wan layouts, inputs, stage taps, final output; `manifest.json` per case |
 | `ops/` | `scripts/goldens/op_goldens.py` | single-op references; `ops.json` describes each entry (op, params, input/output tensor names) |
 | `wan_vae/` | `scripts/goldens/vae_goldens.py` | tiny Wan2.1 VAE (AutoencoderKLWan) in diffusers and original-Wan layouts, videos / latents, encoder and decoder taps, outputs; `manifest.json` |
+| `umt5/` | `scripts/goldens/umt5_goldens.py` | tiny umT5 encoder in transformers (safetensors) and Wan (`.pth`) layouts, inputs, taps, outputs, Wan-style prompt embedding, bucket table; `manifest.json` |
+| `pth/` | `scripts/goldens/umt5_goldens.py` | torch.save files for the `.pth` reader: good files with safetensors twins, hostile/corrupt files; `pth.json` |
 | `convert/` | `scripts/goldens/convert_goldens.py` | f32 edge values and torch's bf16/f16/e4m3fn/e5m2 conversions; `convert.json` describes the value groups |
 
 Tap semantics (what each `tap.*` tensor is) are in each case's `manifest.json` (`tensors[].description`).

@@ -1,0 +1,105 @@
+import Foundation
+import KinemaCore
+import KinemaNN
+
+// umT5 self-attention (matches transformers UMT5Attention, encoder side, and Wan's T5Attention with its
+// per-block T5RelativeEmbedding):
+//   scores = q·kᵀ (NO 1/√d scaling: T5 folds it into the initialisation) + relative position bias + mask
+//   out    = o(softmax(scores) · v)
+// Every layer owns its bias table [numBuckets, H] (umT5; classic T5 shares layer 0's).
+//
+// Why not Backend.attention: it takes no bias or mask, and T5 needs both. Prompts are at most 512 tokens,
+// so the scores [B, H, L, L] are materialized (XXL: 64 · 512² · 4 B = 64 MiB per sample) and computed
+// with matmul + softmax. Scores and softmax stay in f32 even in bf16 mode: without the 1/√d scaling the
+// logits are large, and rounding them to bf16 would move the softmax visibly.
+
+/// Bidirectional relative-position bucket of `memory − query` (transformers
+/// UMT5Attention._relative_position_bucket with is_decoder = False; Wan's
+/// T5RelativeEmbedding._relative_position_bucket with bidirectional = True).
+///
+/// Half the buckets serve positive offsets. Within a half, offsets below `exact` = half/2 get their own
+/// bucket; larger ones are binned logarithmically up to `maxDistance`, then clamp to the last bucket.
+/// Numerical hazard: the log bin is `trunc(log(n / exact) / log(maxDistance / exact) · (half − exact))`
+/// evaluated by torch in f32 (the Python-double divisor becomes an f32 scalar), and values that are
+/// whole numbers in exact arithmetic (n = 16 → 2.0) can land a hair below in f32. The same f32 sequence is
+/// evaluated here, and a golden test checks every offset a 512-token prompt can produce against torch.
+public func umt5RelativePositionBucket(_ relative: Int, numBuckets: Int, maxDistance: Int) -> Int {
+    let half = numBuckets / 2
+    var bucket = relative > 0 ? half : 0
+    let distance = relative.magnitude
+    let exact = half / 2
+    if distance < UInt(exact) { return bucket + Int(distance) }
+    let divisor = Float(log(Double(maxDistance) / Double(exact)))
+    let scaled = logf(Float(distance) / Float(exact)) / divisor * Float(half - exact)
+    // `scaled` is finite and ≥ 0 here (distance ≥ exact ≥ 1); clamp before converting so a huge offset
+    // cannot overflow the integer conversion.
+    let large = exact + Int(min(scaled, Float(half)))
+    bucket += min(large, half - 1)
+    return bucket
+}
+
+/// The additive attention bias [1, H, L, L] (f32, host) of one layer: table[bucket(j − i), h].
+func umt5PositionBias(table: [Float], heads: Int, length: Int, numBuckets: Int, maxDistance: Int) throws -> Tensor {
+    // Buckets depend only on j − i: one per offset in −(L−1)…(L−1).
+    let buckets = (0..<(2 * length - 1)).map {
+        umt5RelativePositionBucket($0 - (length - 1), numBuckets: numBuckets, maxDistance: maxDistance)
+    }
+    var values = [Float](repeating: 0, count: heads * length * length)
+    values.withUnsafeMutableBufferPointer { out in
+        for head in 0..<heads {
+            for query in 0..<length {
+                let row = (head * length + query) * length
+                for key in 0..<length {
+                    out[row + key] = table[buckets[key - query + length - 1] * heads + head]
+                }
+            }
+        }
+    }
+    return try Tensor(values, shape: [1, heads, length, length], dtype: .f32)
+}
+
+struct UMT5Attention {
+    let q, k, v, o: Linear
+    /// Relative position bias table [numBuckets, H] on the host (gathered per sequence length).
+    let biasTable: [Float]
+    let config: UMT5Config
+    let backend: any Backend
+
+    init(_ w: WeightScope, positionBias: WeightScope, config c: UMT5Config, dtype: DType) throws {
+        q = try Linear(w["q"], inFeatures: c.dModel, outFeatures: c.innerDim, bias: false, dtype: dtype)
+        k = try Linear(w["k"], inFeatures: c.dModel, outFeatures: c.innerDim, bias: false, dtype: dtype)
+        v = try Linear(w["v"], inFeatures: c.dModel, outFeatures: c.innerDim, bias: false, dtype: dtype)
+        o = try Linear(w["o"], inFeatures: c.innerDim, outFeatures: c.dModel, bias: false, dtype: dtype)
+        let table = try positionBias.tensor("weight", shape: [c.numBuckets, c.numHeads], dtype: .f32)
+        biasTable = try w.backend.download(table).floats()
+        config = c
+        backend = w.backend
+    }
+
+    /// The layer's bias [1, H, L, L] plus the padding mask [B, 1, 1, L] → [B, H, L, L] f32 on the device.
+    func bias(length: Int, mask: Tensor?) throws -> Tensor {
+        let position = try backend.upload(try umt5PositionBias(
+            table: biasTable, heads: config.numHeads, length: length, numBuckets: config.numBuckets,
+            maxDistance: config.maxDistance))
+        guard let mask else { return position }
+        return try backend.add(position, mask)
+    }
+
+    /// x [B, L, D] (compute dtype), bias [B or 1, H, L, L] f32 → [B, L, D]
+    func callAsFunction(_ x: Tensor, bias: Tensor) throws -> Tensor {
+        let b = backend
+        let (batch, length) = (x.shape[0], x.shape[1])
+        let heads = config.numHeads
+        func split(_ t: Tensor) throws -> Tensor {  // [B, L, H·d] → [B, H, L, d]
+            try b.reshape(t, [batch, length, heads, config.dKV]).permuted([0, 2, 1, 3])
+        }
+        let query = try b.cast(try split(try q(x)), to: .f32)
+        let key = try b.cast(try split(try k(x)), to: .f32)
+        let value = try split(try v(x))
+        let scores = try b.add(try b.matmul(query, try key.transposed(2, 3)), bias)  // [B, H, L, L] f32
+        let probabilities = try b.cast(try b.softmax(scores), to: x.dtype)
+        let attended = try b.matmul(probabilities, value)  // [B, H, L, d]
+        let merged = try b.reshape(try attended.permuted([0, 2, 1, 3]), [batch, length, config.innerDim])
+        return try o(merged)
+    }
+}
