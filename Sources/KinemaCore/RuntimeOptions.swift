@@ -11,6 +11,8 @@ public struct RuntimeOptions: Sendable {
     public var cudaLibraryPath: String?
     /// Verbosity 0…3 (KINEMA_DEBUG).
     public var debugLevel: Int
+    /// Directories searched for external programs such as ffmpeg (PATH), in order.
+    public var executableSearchPath: [String]
 
     public static let current = RuntimeOptions(environment: ProcessInfo.processInfo.environment)
 
@@ -20,5 +22,6 @@ public struct RuntimeOptions: Sendable {
         blas = environment["KINEMA_BLAS"].flatMap { $0.isEmpty ? nil : $0 }
         cudaLibraryPath = environment["KINEMA_CUDA_LIB_PATH"].flatMap { $0.isEmpty ? nil : $0 }
         debugLevel = environment["KINEMA_DEBUG"].flatMap(Int.init) ?? 0
+        executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
     }
 }
