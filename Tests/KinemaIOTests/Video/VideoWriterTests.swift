@@ -326,6 +326,51 @@ final class VideoWriterTests: XCTestCase {
         }
     }
 
+    /// Writes an executable shell script standing in for ffmpeg.
+    func fakeFFmpeg(_ body: String, in directory: String) throws -> String {
+        let path = (directory as NSString).appendingPathComponent("fake-ffmpeg")
+        try ("#!/bin/sh\n" + body).write(toFile: path, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+        return path
+    }
+
+    func testFFmpegPipeProtocolWithFakeFFmpeg() throws {
+        // The fake records its arguments and stdin; the last argument is the output path.
+        let directory = try temporaryDirectory()
+        let fake = try fakeFFmpeg(
+            "for last; do :; done\nprintf '%s\\n' \"$@\" > \"$last.args\"\ncat > \"$last.raw\"\nprintf 'ok' > \"$last\"\n",
+            in: directory)
+        let path = (directory as NSString).appendingPathComponent("clip.mp4")
+        let video = try RGBVideo(width: 33, height: 17, frames: Self.pattern(width: 33, height: 17, frames: 5))
+        var options = VideoWriteOptions()
+        options.ffmpegPath = fake
+        options.crf = 23
+        try VideoWriter.write(video, to: path, options: options)
+        let raw = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path + ".raw")))
+        XCTAssertTrue(raw == video.frames.flatMap { $0 }, "ffmpeg must receive the frames as raw rgb24")
+        let arguments = try String(contentsOfFile: path + ".args", encoding: .utf8).split(separator: "\n").map(String.init)
+        for expected in [["-s", "33x17"], ["-framerate", "16"], ["-pix_fmt", "rgb24"], ["-crf", "23"], ["-c:v", "libx264"]] {
+            let found = zip(arguments, arguments.dropFirst()).contains { $0.0 == expected[0] && $0.1 == expected[1] }
+            XCTAssertTrue(found, "missing \(expected) in \(arguments)")
+        }
+        XCTAssertEqual(arguments.last, path)
+    }
+
+    func testFFmpegFailuresAreReported() throws {
+        let directory = try temporaryDirectory()
+        let path = (directory as NSString).appendingPathComponent("clip.mp4")
+        // Large enough (≈ 3 MB) to fill the pipe after ffmpeg is gone: the write must fail with EPIPE,
+        // not kill the test process with SIGPIPE.
+        let video = try RGBVideo(width: 640, height: 480, frames: Array(repeating: [UInt8](repeating: 3, count: 640 * 480 * 3), count: 4))
+        let failing = try fakeFFmpeg("echo 'Unknown encoder libx264' >&2\nexit 3\n", in: directory)
+        XCTAssertThrowsError(try FFmpegWriter.write(video, to: path, fps: 16, ffmpeg: failing)) { error in
+            guard case KinemaError.io(_, let reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.contains("status 3"), reason)
+            XCTAssertTrue(reason.contains("Unknown encoder libx264"), reason)
+        }
+        XCTAssertThrowsError(try FFmpegWriter.write(video, to: path, fps: 16, crf: 99, ffmpeg: failing))
+    }
+
     func testMP4WhenFFmpegIsInstalled() throws {
         guard let ffmpeg = try? FFmpegWriter.locate() else { throw XCTSkip("ffmpeg is not on PATH") }
         let directory = try temporaryDirectory()
