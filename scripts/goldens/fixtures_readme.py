@@ -20,6 +20,7 @@ Every expected value was computed by the pinned reference stack (diffusers
 | `ops/` | `scripts/goldens/op_goldens.py` | single-op references; `ops.json` describes each entry (op, params, input/output tensor names) |
 | `convert/` | `scripts/goldens/convert_goldens.py` | f32 edge values and torch's bf16/f16/e4m3fn/e5m2 conversions; `convert.json` describes the value groups |
 | `schedulers/` | `scripts/goldens/scheduler_goldens.py` | diffusers UniPC / DPM++ 2M / FlowMatch Euler and LightX2V step-distill runs on a [1,4,2,3,5] latent: timesteps, σ, every model output and sample; `schedulers.json` lists the cases |
+| `video/` | `scripts/goldens/video_goldens.py` | diffusers' [-1, 1] video → uint8 conversions (`postprocess_video` pil rounding, `export_to_video` truncation) |
 
 Tap semantics (what each `tap.*` tensor is) are in each case's `manifest.json` (`tensors[].description`).
 """

@@ -84,7 +84,7 @@ public struct UniPCSampler: FlowSampler {
 
         var current = x
         if i > 0, let previousSample = lastSample, let m0 = lastX0 {
-            current = corrector(modelT: x0, m0: m0, m1: previousX0, last: previousSample, this: x, order: lastOrder)
+            current = corrector(modelT: x0, m0: m0, m1: previousX0, last: previousSample, order: lastOrder)
         }
 
         previousX0 = lastX0
@@ -124,11 +124,11 @@ public struct UniPCSampler: FlowSampler {
         return out
     }
 
-    /// multistep_uni_c_bh_update: corrects `this` (the predictor's result for σ_i, made from `last` at
-    /// σ_{i−1}) using the new x0 prediction `modelT`. `m0` is step i−1's x0, `m1` step i−2's.
-    private func corrector(
-        modelT: [Float], m0: [Float], m1: [Float]?, last x: [Float], this _: [Float], order: Int
-    ) -> [Float] {
+    /// multistep_uni_c_bh_update: recomputes the sample at σ_i from `last` (the sample at σ_{i−1} that the
+    /// previous predictor started from) using the new x0 prediction `modelT`; the predictor's own result
+    /// is replaced, not blended (diffusers passes it as `this_sample` only for its device and dtype).
+    /// `m0` is step i−1's x0, `m1` step i−2's.
+    private func corrector(modelT: [Float], m0: [Float], m1: [Float]?, last x: [Float], order: Int) -> [Float] {
         let i = stepIndex
         let (sigmaT, sigmaS0) = (sigmas[i], sigmas[i - 1])
         let (alphaT, lambdaT, lambdaS0) = (1 - sigmaT, Self.lambda(sigmaT), Self.lambda(sigmaS0))
