@@ -71,6 +71,6 @@ let package = Package(
         .testTarget(
             name: "KinemaModelsTests",
             dependencies: ["KinemaModels", "KinemaCPU", "KinemaPipeline", "KinemaTestSupport"]),
-        .testTarget(name: "KinemaPipelineTests", dependencies: ["KinemaPipeline", "KinemaTestSupport"]),
+        .testTarget(name: "KinemaPipelineTests", dependencies: ["KinemaPipeline", "KinemaCPU", "KinemaTestSupport"]),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import KinemaCPU
 import KinemaCore
 import KinemaPipeline
 import KinemaTestSupport
@@ -122,6 +123,35 @@ final class SamplerGoldenTests: XCTestCase {
         XCTAssertFalse(try ClassifierFreeGuidance(scale: 1).needsUnconditional)
         XCTAssertThrowsError(try ClassifierFreeGuidance(scale: .infinity))
         XCTAssertThrowsError(try cfg.combine(cond: cond, uncond: try Tensor([1, 2], shape: [2])))
+    }
+
+    func testGuidanceOnBackendMatchesHost() throws {
+        let cfg = try ClassifierFreeGuidance(scale: 6)
+        let cond = try Tensor((0..<60).map { Float($0) * 0.37 - 7 }, shape: [1, 3, 4, 5])
+        let uncond = try Tensor((0..<60).map { Float($0 % 7) * -0.21 + 1 }, shape: [1, 3, 4, 5], dtype: .bf16)
+        let host = try cfg.combine(cond: cond, uncond: uncond)
+        let device = try cfg.combine(cond: cond, uncond: uncond, backend: CPUBackend.shared)
+        XCTAssertEqual(device.dtype, .f32)
+        XCTAssertEqual(try device.floats(), try host.floats())
+    }
+
+    func testDenoisingLoopReplaysEuler() throws {
+        // Denoising.run with a closure that looks up the recorded outputs reproduces the reference run.
+        let source = try Fixtures.open("schedulers/schedulers.safetensors")
+        let outputs = try source.tensor("euler_8_shift5.model_outputs")
+        let samples = try source.tensor("euler_8_shift5.samples")
+        var sampler = try FlowEulerSampler(steps: 8, shift: 5)
+        var seen: [Float] = []
+        var reported: [Int] = []
+        let start = try samples.narrowed(axis: 0, start: 0, length: 1).squeezed(0)
+        let result = try Denoising.run(&sampler, latents: start, progress: { done, _ in reported.append(done) }) { _, t in
+            seen.append(t)
+            return try outputs.narrowed(axis: 0, start: seen.count - 1, length: 1).squeezed(0)
+        }
+        XCTAssertEqual(seen, sampler.timesteps)
+        XCTAssertEqual(reported, Array(1...8))
+        assertClose(result, try samples.narrowed(axis: 0, start: 8, length: 1).squeezed(0), relL2: Tolerances.samplerF32RelL2)
+        XCTAssertThrowsError(try Denoising.run(&sampler, latents: start) { x, _ in x })
     }
 
     func testDefaultNegativePrompt() {

@@ -43,6 +43,48 @@ public struct ClassifierFreeGuidance: Sendable, Equatable {
     }
 }
 
+extension ClassifierFreeGuidance {
+    /// The same combination on any backend's device: both predictions are cast to float32 first, then
+    /// (cond − uncond)·scale + uncond with the backend's elementwise ops. (diffusers' WanPipeline combines
+    /// in the transformer's dtype, bf16 by default; float32 keeps the guided velocity, which the sampler
+    /// state consumes in float32, free of an extra bf16 rounding.)
+    public func combine(cond: Tensor, uncond: Tensor, backend: any Backend) throws -> Tensor {
+        guard cond.shape == uncond.shape else {
+            throw KinemaError.shapeMismatch(
+                context: "classifier-free guidance: cond vs uncond", expected: "\(cond.shape)", found: "\(uncond.shape)")
+        }
+        let c = try backend.cast(cond, to: .f32)
+        let u = try backend.cast(uncond, to: .f32)
+        let scaled = try backend.affine(try backend.sub(c, u), scale: scale, shift: 0)
+        return try backend.add(u, scaled)
+    }
+}
+
+/// Runs a sampler to the end. The caller supplies the (guided) velocity for a latent at a timestep;
+/// this owns the step order and the progress reporting, so pipelines only map their inputs.
+public enum Denoising {
+    /// - Parameters:
+    ///   - sampler: a fresh sampler (`stepIndex == 0`); it is advanced to the end.
+    ///   - latents: the initial noise, float32.
+    ///   - progress: called after each step with (steps done, total).
+    ///   - velocity: the model output for (latents, model timestep).
+    public static func run<Sampler: FlowSampler>(
+        _ sampler: inout Sampler, latents: Tensor, progress: ((Int, Int) -> Void)? = nil,
+        velocity: (Tensor, Float) throws -> Tensor
+    ) throws -> Tensor {
+        guard sampler.stepIndex == 0 else {
+            throw KinemaError.invalidArgument("Denoising.run needs a fresh sampler, this one is at step \(sampler.stepIndex)")
+        }
+        var x = latents
+        let total = sampler.timesteps.count
+        while let t = sampler.currentTimestep {
+            x = try sampler.step(modelOutput: try velocity(x, t), sample: x)
+            progress?(sampler.stepIndex, total)
+        }
+        return x
+    }
+}
+
 /// Prompt defaults shared by the Wan pipelines.
 public enum WanPrompts {
     /// Wan's default negative prompt: `sample_neg_prompt` in the official Wan2.1 repository's
