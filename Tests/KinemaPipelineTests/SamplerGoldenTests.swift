@@ -14,6 +14,7 @@ final class SamplerGoldenTests: XCTestCase {
         let steps: Int
         let shift: Double
         let stepList: [Int]?
+        let schedule: FlowSigmaSchedule
     }
 
     static func cases() throws -> [Case] {
@@ -26,19 +27,26 @@ final class SamplerGoldenTests: XCTestCase {
                   let kind = SamplerKind(rawValue: kindName), let steps = entry["steps"] as? Int,
                   let shift = entry["shift"] as? Double
             else { throw KinemaError.badFile(path: "schedulers.json", location: "\(entry)", reason: "bad case") }
-            return Case(name: name, kind: kind, steps: steps, shift: shift, stepList: entry["denoising_step_list"] as? [Int])
+            guard let schedule = FlowSigmaSchedule(rawValue: entry["sigma_schedule"] as? String ?? "") else {
+                throw KinemaError.badFile(path: "schedulers.json", location: name, reason: "bad sigma_schedule")
+            }
+            return Case(
+                name: name, kind: kind, steps: steps, shift: shift, stepList: entry["denoising_step_list"] as? [Int],
+                schedule: schedule)
         }
     }
 
     func testAllKindsCovered() throws {
-        let kinds = Set(try Self.cases().map(\.kind))
-        XCTAssertEqual(kinds, Set(SamplerKind.allCases))
+        let cases = try Self.cases()
+        XCTAssertEqual(Set(cases.map(\.kind)), Set(SamplerKind.allCases))
+        XCTAssertEqual(Set(cases.filter { $0.kind == .unipc }.map(\.schedule)), Set(FlowSigmaSchedule.allCases))
     }
 
     func testReplayMatchesReference() throws {
         let source = try Fixtures.open("schedulers/schedulers.safetensors")
         for c in try Self.cases() {
-            let config = SamplerConfiguration(kind: c.kind, steps: c.steps, shift: c.shift, denoisingSteps: c.stepList)
+            let config = SamplerConfiguration(
+                kind: c.kind, steps: c.steps, shift: c.shift, denoisingSteps: c.stepList, sigmaSchedule: c.schedule)
             var sampler = try config.makeSampler()
             XCTAssertEqual(sampler.kind, c.kind)
 

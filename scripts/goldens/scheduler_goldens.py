@@ -30,7 +30,7 @@ OUT_DIR = FIXTURES / "schedulers"
 SEED = 4000
 SHAPE = [1, 4, 2, 3, 5]
 
-# (name, kind, steps, shift, denoising_step_list)
+# (name, kind, steps, shift, denoising_step_list); kind "unipc_wan" is UniPC on the official Wan σ grid.
 CASES = [
     ("unipc_10_shift5", "unipc", 10, 5.0, None),
     ("unipc_50_shift5", "unipc", 50, 5.0, None),
@@ -41,6 +41,9 @@ CASES = [
     ("unipc_4_shift1", "unipc", 4, 1.0, None),
     ("unipc_2_shift5", "unipc", 2, 5.0, None),
     ("unipc_1_shift5", "unipc", 1, 5.0, None),
+    ("unipc_wan_10_shift5", "unipc_wan", 10, 5.0, None),
+    ("unipc_wan_50_shift3", "unipc_wan", 50, 3.0, None),
+    ("unipc_wan_4_shift1", "unipc_wan", 4, 1.0, None),
     ("dpmpp_10_shift5", "dpmpp", 10, 5.0, None),
     ("dpmpp_20_shift3", "dpmpp", 20, 3.0, None),
     ("euler_8_shift5", "euler", 8, 5.0, None),
@@ -74,9 +77,36 @@ def make_scheduler(kind: str, shift: float):
     raise ValueError(kind)
 
 
+def wan_original_sigmas(steps: int, shift: float):
+    """The σ grid of the official Wan2.1 `FlowUniPCMultistepScheduler` (wan/utils/fm_solvers_unipc.py),
+    transcribed: constructed with shift=1, so its float32 table is 1 - linspace(1, 1/1000, 1000)[::-1];
+    set_timesteps(N, shift=s) spaces linspace(sigma_max, sigma_min, N+1)[:-1] in float64 from that
+    table's float32 ends (sigma_max = float32(0.999), sigma_min = 0), shifts in float64, truncates
+    sigma*1000 to int64 timesteps and appends a final 0."""
+    import numpy as np
+
+    alphas = np.linspace(1, 1 / 1000, 1000)[::-1].copy()
+    table = torch.from_numpy(1.0 - alphas).to(torch.float32)
+    sigma_max, sigma_min = table[0].item(), table[-1].item()
+    sigmas = np.linspace(sigma_max, sigma_min, steps + 1).copy()[:-1]
+    shifted = shift * sigmas / (1 + (shift - 1) * sigmas)
+    timesteps = torch.from_numpy(shifted * 1000).to(torch.int64)
+    return sigmas, torch.from_numpy(np.concatenate([shifted, [0]]).astype(np.float32)), timesteps
+
+
 def run_diffusers(kind: str, steps: int, shift: float, x0: torch.Tensor, a, b):
-    sched = make_scheduler(kind, shift)
-    sched.set_timesteps(steps)
+    if kind == "unipc_wan":
+        # Wan's FlowUniPCMultistepScheduler is diffusers' UniPC code (v0.31) with its own σ grid. Feeding
+        # diffusers' UniPC that grid as custom (unshifted) sigmas reproduces it: diffusers applies the same
+        # float64 shift and int64 truncation, and its σ0 = 1 guard does not fire (σ0 < 0.9999).
+        raw, wan_sigmas, wan_timesteps = wan_original_sigmas(steps, shift)
+        sched = make_scheduler("unipc", shift)
+        sched.set_timesteps(sigmas=raw.copy())  # an ndarray: diffusers does array math on it
+        assert torch.equal(sched.sigmas, wan_sigmas), (sched.sigmas, wan_sigmas)
+        assert torch.equal(sched.timesteps, wan_timesteps), (sched.timesteps, wan_timesteps)
+    else:
+        sched = make_scheduler(kind, shift)
+        sched.set_timesteps(steps)
     timesteps = sched.timesteps.clone()
     sigmas = sched.sigmas.clone().to(torch.float32)
     x = x0.clone()
@@ -133,7 +163,8 @@ def run(versions: dict) -> list[str]:
         tensors[f"{name}.model_outputs"] = torch.stack(outs)
         tensors[f"{name}.samples"] = torch.stack(samples)
         cases.append({
-            "name": name, "kind": kind, "steps": steps, "shift": shift,
+            "name": name, "kind": "unipc" if kind == "unipc_wan" else kind,
+            "sigma_schedule": "wan" if kind == "unipc_wan" else "diffusers", "steps": steps, "shift": shift,
             "denoising_step_list": step_list,
             "timesteps": [float(t) for t in ts],
         })
@@ -143,6 +174,8 @@ def run(versions: dict) -> list[str]:
         "shape": SHAPE,
         "model": "v(x, t) = cos(t/300)*a + 0.25*x + 0.1*(t/1000)*b, a/b fixed N(0,1) (seeds 4001/4002), x0 seed 4003",
         "configs": {
+            "unipc_wan": "the unipc configuration driven with custom sigmas = the official Wan FlowUniPCMultistepScheduler grid "
+                         "(linspace(float32(0.999), 0, N+1)[:-1], shifted); checked equal to a transcription of Wan's set_timesteps",
             "unipc": "UniPCMultistepScheduler(prediction_type=flow_prediction, use_flow_sigmas=True, flow_shift=shift, "
                      "solver_order=2, solver_type=bh2, predict_x0=True, lower_order_final=True, final_sigmas_type=zero)",
             "dpmpp": "DPMSolverMultistepScheduler(prediction_type=flow_prediction, use_flow_sigmas=True, flow_shift=shift, "

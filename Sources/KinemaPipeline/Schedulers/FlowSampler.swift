@@ -25,6 +25,17 @@ public enum SamplerKind: String, CaseIterable, Sendable {
     case stepDistill
 }
 
+/// Which σ grid the UniPC sampler spaces its steps on. The update math is the same in both: the official
+/// Wan `FlowUniPCMultistepScheduler` is a copy of diffusers' UniPC (v0.31) adapted to flow sigmas.
+public enum FlowSigmaSchedule: String, Sendable, CaseIterable {
+    /// diffusers `UniPCMultistepScheduler(use_flow_sigmas=True)`: σ = linspace(1, 1/1000, N+1)[:-1],
+    /// shifted, σ0 nudged to 1 − 1e-6. What diffusers' WanPipeline runs.
+    case diffusers
+    /// Official Wan2.1 `wan/utils/fm_solvers_unipc.py` (and LightX2V's WanScheduler, lightx2v.md §4.7):
+    /// σ = linspace(0.999, 0, N+1)[:-1] (0.999 as float32), shifted. What `generate.py` runs.
+    case wan
+}
+
 /// A flow-matching sampler: call `step` once per entry of `timesteps`, feeding the model output (the
 /// guided velocity) computed at `timesteps[stepIndex]` on the current sample.
 public protocol FlowSampler: Sendable {
@@ -56,12 +67,18 @@ public struct SamplerConfiguration: Sendable, Equatable {
     public var shift: Double
     /// `.stepDistill` only: LightX2V's `denoising_step_list`, descending, each in 1...1000.
     public var denoisingSteps: [Int]?
+    /// `.unipc` only: diffusers' σ grid (default) or the official Wan one.
+    public var sigmaSchedule: FlowSigmaSchedule
 
-    public init(kind: SamplerKind, steps: Int, shift: Double, denoisingSteps: [Int]? = nil) {
+    public init(
+        kind: SamplerKind, steps: Int, shift: Double, denoisingSteps: [Int]? = nil,
+        sigmaSchedule: FlowSigmaSchedule = .diffusers
+    ) {
         self.kind = kind
         self.steps = steps
         self.shift = shift
         self.denoisingSteps = denoisingSteps
+        self.sigmaSchedule = sigmaSchedule
     }
 
     /// LightX2V's 4-step distilled defaults: [1000, 750, 500, 250], shift 5.
@@ -71,7 +88,7 @@ public struct SamplerConfiguration: Sendable, Equatable {
     /// Builds the sampler this configuration names.
     public func makeSampler() throws -> any FlowSampler {
         switch kind {
-        case .unipc: return try UniPCSampler(steps: steps, shift: shift)
+        case .unipc: return try UniPCSampler(steps: steps, shift: shift, schedule: sigmaSchedule)
         case .dpmpp: return try DPMSolverPP2MSampler(steps: steps, shift: shift)
         case .euler: return try FlowEulerSampler(steps: steps, shift: shift)
         case .stepDistill:

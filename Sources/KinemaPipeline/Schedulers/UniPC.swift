@@ -2,7 +2,9 @@ import Foundation
 import KinemaCore
 
 /// Matches diffusers `UniPCMultistepScheduler` (0.42.1) as the Wan2.1 diffusers checkpoints configure it
-/// (`scheduler/scheduler_config.json`): prediction_type "flow_prediction", use_flow_sigmas, flow_shift s,
+/// — and, with `schedule: .wan`, the official Wan `FlowUniPCMultistepScheduler`, which runs the same
+/// update on a slightly different σ grid (see `FlowSigmaSchedule`). Configuration:
+/// `scheduler/scheduler_config.json`: prediction_type "flow_prediction", use_flow_sigmas, flow_shift s,
 /// solver_order 2, solver_type "bh2", predict_x0, lower_order_final, final_sigmas_type "zero",
 /// timestep_spacing "linspace", no disabled correctors, no thresholding, num_train_timesteps 1000.
 ///
@@ -34,13 +36,25 @@ public struct UniPCSampler: FlowSampler {
 
     static let solverOrder = 2
 
-    public init(steps: Int, shift: Double) throws {
+    public let schedule: FlowSigmaSchedule
+
+    public init(steps: Int, shift: Double, schedule: FlowSigmaSchedule = .diffusers) throws {
         try SamplerSupport.checkSteps(steps, "UniPC")
         try SamplerSupport.checkShift(shift, "UniPC")
+        self.schedule = schedule
         let train = Double(SamplerSupport.trainTimesteps)
-        // diffusers: linspace(1, 1/1000, N+1)[:-1], shifted, σ0 nudged below 1 so log(1 − σ0) is finite.
-        var sigmas64 = SamplerSupport.linspace(1, 1 / train, steps + 1).dropLast().map { SamplerSupport.shifted($0, shift) }
-        if abs(sigmas64[0] - 1) < 1e-6 { sigmas64[0] -= 1e-6 }
+        var sigmas64: [Double]
+        switch schedule {
+        case .diffusers:
+            // linspace(1, 1/1000, N+1)[:-1], shifted, σ0 nudged below 1 so log(1 − σ0) is finite.
+            sigmas64 = SamplerSupport.linspace(1, 1 / train, steps + 1).dropLast().map { SamplerSupport.shifted($0, shift) }
+            if abs(sigmas64[0] - 1) < 1e-6 { sigmas64[0] -= 1e-6 }
+        case .wan:
+            // Wan's table is float32 1 − linspace(1, 1/1000, 1000)[::-1]; its ends are float32(0.999) and 0.
+            // σ0 = shift(0.999) < 1 always, so no guard is needed.
+            let sigmaMax = Double(Float(1 - 1 / train))
+            sigmas64 = SamplerSupport.linspace(sigmaMax, 0, steps + 1).dropLast().map { SamplerSupport.shifted($0, shift) }
+        }
         // `astype(int64)` truncates toward zero.
         timesteps = sigmas64.map { Float(Int64($0 * train)) }
         sigmas = sigmas64.map { Float($0) } + [0]
