@@ -160,6 +160,16 @@ final class SamplerGoldenTests: XCTestCase {
         XCTAssertEqual(reported, Array(1...8))
         assertClose(result, try samples.narrowed(axis: 0, start: 8, length: 1).squeezed(0), relL2: Tolerances.samplerF32RelL2)
         XCTAssertThrowsError(try Denoising.run(&sampler, latents: start) { x, _ in x })
+
+        // Also through the existential a SamplerConfiguration returns.
+        var erased = try SamplerConfiguration(kind: .euler, steps: 8, shift: 5).makeSampler()
+        var index = 0
+        let again = try Denoising.run(&erased, latents: start) { _, _ in
+            index += 1
+            return try outputs.narrowed(axis: 0, start: index - 1, length: 1).squeezed(0)
+        }
+        XCTAssertEqual(try again.floats(), try result.floats())
+        XCTAssertTrue(erased.isFinished)
     }
 
     func testDefaultNegativePrompt() {
