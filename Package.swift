@@ -48,7 +48,7 @@ let package = Package(
             swiftSettings: kernels),
         .target(name: "KinemaCUDA", dependencies: ["KinemaCore", "CKinema"], swiftSettings: strict),
         .target(name: "KinemaNN", dependencies: ["KinemaCore"], swiftSettings: strict),
-        .target(name: "KinemaIO", dependencies: ["KinemaCore"], swiftSettings: strict),
+        .target(name: "KinemaIO", dependencies: ["KinemaCore", "CKinema"], swiftSettings: strict),
         .target(name: "KinemaModels", dependencies: ["KinemaCore", "KinemaNN", "KinemaIO"], swiftSettings: strict),
         .target(
             name: "KinemaPipeline",
@@ -66,10 +66,11 @@ let package = Package(
         .target(name: "KinemaTestSupport", dependencies: ["KinemaCore", "KinemaIO"], path: "Tests/KinemaTestSupport"),
         .testTarget(name: "KinemaCoreTests", dependencies: ["KinemaCore", "KinemaTestSupport"]),
         .testTarget(name: "KinemaCPUTests", dependencies: ["KinemaCPU", "KinemaVectorMath", "KinemaTestSupport"]),
-        .testTarget(name: "KinemaIOTests", dependencies: ["KinemaIO", "KinemaTestSupport"]),
+        .testTarget(name: "KinemaIOTests", dependencies: ["KinemaIO", "CKinema", "KinemaTestSupport"]),
         .testTarget(name: "KinemaNNTests", dependencies: ["KinemaNN", "KinemaCPU", "KinemaTestSupport"]),
         .testTarget(
             name: "KinemaModelsTests",
             dependencies: ["KinemaModels", "KinemaCPU", "KinemaPipeline", "KinemaTestSupport"]),
+        .testTarget(name: "KinemaPipelineTests", dependencies: ["KinemaPipeline", "KinemaCPU", "KinemaTestSupport"]),
     ]
 )

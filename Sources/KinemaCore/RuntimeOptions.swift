@@ -16,6 +16,8 @@ public struct RuntimeOptions: Sendable {
     public var kernelCacheDirectory: String?
     /// Device memory budget in bytes for the CUDA allocator (KINEMA_MAX_VRAM, e.g. "20G"); nil: no limit.
     public var maxDeviceMemory: Int?
+    /// Directories searched for external programs such as ffmpeg (PATH), in order.
+    public var executableSearchPath: [String]
 
     public static let current = RuntimeOptions(environment: ProcessInfo.processInfo.environment)
 
@@ -50,5 +52,6 @@ extension RuntimeOptions {
             return Int(value * scale)
         }
         return Int(trimmed).flatMap { $0 >= 0 ? $0 : nil }
+        executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
     }
 }

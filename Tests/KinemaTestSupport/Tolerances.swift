@@ -18,3 +18,16 @@ extension Tolerances {
     /// Single ops against torch in bf16 (both round the output to bf16; one-ulp differences are 2⁻⁸ relative).
     public static let opBF16RelL2 = 5e-3
 }
+
+extension Tolerances {
+    /// Samplers replaying recorded diffusers / LightX2V model outputs, every intermediate sample against
+    /// the float32 reference. Both sides do the same float32 elementwise arithmetic; differences come
+    /// from one-ulp differences in scalar coefficients (log / expm1 / the 2×2 solve), amplified a little
+    /// by λ-difference cancellation at 50 steps.
+    public static let samplerF32RelL2 = 1e-5
+    /// Float model timesteps (Euler, step-distill) against the reference: torch builds its float32
+    /// linspace with its own rounding, so allow a few float32 ulps at 1000 (ulp = 6.1e-5).
+    public static let samplerTimestepAbs = 3e-4
+    /// σ tables against the reference, absolute (σ ∈ [0, 1]; a few float32 ulps).
+    public static let samplerSigmaAbs = 5e-7
+}

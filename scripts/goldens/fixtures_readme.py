@@ -22,6 +22,8 @@ Every expected value was computed by the pinned reference stack (diffusers
 | `umt5/` | `scripts/goldens/umt5_goldens.py` | tiny umT5 encoder in transformers (safetensors) and Wan (`.pth`) layouts, inputs, taps, outputs, Wan-style prompt embedding, bucket table; `manifest.json` |
 | `pth/` | `scripts/goldens/umt5_goldens.py` | torch.save files for the `.pth` reader: good files with safetensors twins, hostile/corrupt files; `pth.json` |
 | `convert/` | `scripts/goldens/convert_goldens.py` | f32 edge values and torch's bf16/f16/e4m3fn/e5m2 conversions; `convert.json` describes the value groups |
+| `schedulers/` | `scripts/goldens/scheduler_goldens.py` | diffusers UniPC / DPM++ 2M / FlowMatch Euler and LightX2V step-distill runs on a [1,4,2,3,5] latent: timesteps, σ, every model output and sample; `schedulers.json` lists the cases |
+| `video/` | `scripts/goldens/video_goldens.py` | diffusers' [-1, 1] video → uint8 conversions (`postprocess_video` pil rounding, `export_to_video` truncation) |
 
 Tap semantics (what each `tap.*` tensor is) are in each case's `manifest.json` (`tensors[].description`).
 """

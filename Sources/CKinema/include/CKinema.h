@@ -46,6 +46,30 @@ typedef struct {
 /// On failure ckinema_dlerror() may describe why.
 int ckinema_blas_open(const char *library, ckinema_blas *out);
 
+// MARK: zlib (zlib.c)
+
+/// zlib's one-shot API (zlib.h), with zlib's `uLong`/`uLongf` spelled `unsigned long` as on every LP64
+/// and LLP64 platform zlib ships for. Return codes: 0 Z_OK, -2 Z_STREAM_ERROR, -4 Z_MEM_ERROR,
+/// -5 Z_BUF_ERROR, -3 Z_DATA_ERROR.
+typedef int (*ckinema_zlib_compress2_fn)(unsigned char *dest, unsigned long *dest_len, const unsigned char *source,
+                                         unsigned long source_len, int level);
+typedef unsigned long (*ckinema_zlib_compress_bound_fn)(unsigned long source_len);
+typedef int (*ckinema_zlib_uncompress_fn)(unsigned char *dest, unsigned long *dest_len, const unsigned char *source,
+                                          unsigned long source_len);
+
+/// A loaded zlib: every function pointer is set on success.
+typedef struct {
+    void *handle;
+    ckinema_zlib_compress2_fn compress2;
+    ckinema_zlib_compress_bound_fn compress_bound;
+    ckinema_zlib_uncompress_fn uncompress;
+} ckinema_zlib;
+
+/// Opens `library` (a path or soname, e.g. "libz.so.1") and resolves compress2, compressBound and
+/// uncompress. Returns 0 and fills `out` on success; -1 when the library does not open, -2 when a symbol
+/// is missing (the handle is then closed).
+int ckinema_zlib_open(const char *library, ckinema_zlib *out);
+
 // MARK: Compiler hints
 
 /// Asks the cache to fetch the line holding `address` for writing (no-op on targets without prefetch).
