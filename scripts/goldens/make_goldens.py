@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate Kinema's reference fixtures under Tests/Fixtures/.
 
-    /opt/refenv/bin/python scripts/goldens/make_goldens.py [--only dit|ops|convert]
+    /opt/refenv/bin/python scripts/goldens/make_goldens.py [--only dit|ops|convert|tokenizer]
 
 Expected values come from the pinned reference stack (diffusers 0.42.1,
 torch 2.15.x) on CPU in float32 (plus a few bf16 op results). See README.md.
@@ -21,7 +21,7 @@ from _common import FIXTURES, check_versions, rel, set_determinism  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["dit", "ops", "convert"], help="generate only one fixture family")
+    ap.add_argument("--only", choices=["dit", "ops", "convert", "tokenizer"], help="generate only one fixture family")
     args = ap.parse_args()
 
     versions = check_versions()
@@ -41,6 +41,10 @@ def main() -> int:
         import convert_goldens
 
         lines += convert_goldens.run(versions)
+    if args.only in (None, "tokenizer"):
+        import tokenizer_goldens
+
+        lines += tokenizer_goldens.run(versions)
 
     import fixtures_readme
 
