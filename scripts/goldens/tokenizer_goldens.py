@@ -203,7 +203,7 @@ def run(versions: dict) -> list[str]:
     import sentencepiece
     import tokenizers
     import transformers
-    from tokenizers import Regex, Tokenizer, normalizers, pre_tokenizers
+    from tokenizers import AddedToken, Regex, Tokenizer, normalizers, pre_tokenizers
 
     reset_dir(OUT)
     lines = corpus()
@@ -232,6 +232,8 @@ def run(versions: dict) -> list[str]:
     proto.ParseFromString(bf)
     vocab = [(p.piece, p.score) for p in proto.pieces]
     generic = SpmConverter.build_tokenizer_from_spm_proto(proto, vocab)
+    # control pieces as special added tokens, as transformers registers them when it loads the file
+    generic.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<pad>", "</s>", "<unk>")])
     (OUT / "generic").mkdir()
     generic.save(str(OUT / "generic" / "tokenizer.json"))
     # legacy: the older T5 conversion layout (Strip right + Replace(" {2,}" -> "▁") + bare Metaspace)

@@ -4,7 +4,8 @@ import KinemaCore
 // the precompiled charsmap, longest match, dummy prefix, extra-whitespace removal, "▁" escaping),
 // src/unigram_model.cc (EncodeOptimized, f32 scores, unk = min NORMAL score − 10, USER_DEFINED pieces
 // scored length·max − 0.1, UNUSED pieces skipped) and src/sentencepiece_processor.cc (unknown pieces
-// decomposed into <0xNN> byte pieces when byte_fallback is on; no fusing of unknowns).
+// consecutive unknown characters fused into one unknown piece, decomposed into <0xNN> byte pieces
+// when byte_fallback is on).
 
 struct SentencePieceEncoder: Sendable {
     let model: SentencePieceModel
@@ -130,33 +131,40 @@ struct SentencePieceEncoder: Sendable {
                 }
             }
         }
+        // Consecutive unknown characters form one unknown piece (one unk id, or all their bytes).
         var ids: [Int] = []
-        for s in segments {
-            if let id = s.id { ids.append(id); continue }
+        var k = 0
+        while k < segments.count {
+            if let id = segments[k].id { ids.append(id); k += 1; continue }
+            var end = k
+            while end + 1 < segments.count, segments[end + 1].id == nil { end += 1 }
             if model.byteFallback {
-                ids += normalized[s.start..<s.end].compactMap { byteIDs[Int($0)] }
+                ids += normalized[segments[k].start..<segments[end].end].compactMap { byteIDs[Int($0)] }
             } else {
                 ids.append(model.unkID)
             }
+            k = end + 1
         }
         return ids
     }
 
     /// SentencePieceProcessor.decode: control pieces vanish, unknown pieces read " ⁇ ", runs of byte
-    /// pieces are decoded as UTF-8 (U+FFFD per malformed byte), "▁" becomes a space and the first
-    /// piece's leading space (the dummy prefix) is dropped.
+    /// pieces are decoded as UTF-8 (U+FFFD per malformed byte), "▁" becomes a space and the leading
+    /// space (the dummy prefix; all leading spaces under remove_extra_whitespaces) is dropped.
     func decode(_ ids: [Int]) -> String {
         var out: [UInt8] = []
         var pendingBytes: [UInt8] = []
         var atBeginning = true
         func emit(_ bytes: [UInt8]) {
             var b = bytes[...]
-            if atBeginning, model.addDummyPrefix, b.starts(with: Self.space) { b = b.dropFirst(Self.space.count) }
+            if atBeginning, model.addDummyPrefix || model.removeExtraWhitespaces, b.starts(with: Self.space) { b = b.dropFirst(Self.space.count) }
             var k = b.startIndex
             while k < b.endIndex {
                 if b[k...].starts(with: Self.space) { out.append(0x20); k += Self.space.count } else { out.append(b[k]); k += 1 }
             }
-            if !bytes.isEmpty { atBeginning = false }
+            // With remove_extra_whitespaces sentencepiece keeps stripping while nothing has been output yet
+            // (all leading whitespace goes); otherwise only the first piece's dummy prefix is removed.
+            if !model.removeExtraWhitespaces || !out.isEmpty { atBeginning = false }
         }
         func flushBytes() {
             guard !pendingBytes.isEmpty else { return }

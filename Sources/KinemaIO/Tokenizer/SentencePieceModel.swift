@@ -66,7 +66,7 @@ struct ProtobufReader {
         case 2:
             let length = try varint(what: "field \(field) length")
             guard length <= UInt64(end - position) else {
-                throw fail("field \(field): length \(length) runs past the end of its message (\(end - position) bytes left)", at: tagOffset)
+                throw fail("field \(field): length \(length) runs past the end of its message (\(end - position) bytes left; truncated?)", at: tagOffset)
             }
             let range = position..<(position + Int(length))
             position = range.upperBound
