@@ -19,6 +19,7 @@ Every expected value was computed by the pinned reference stack (diffusers
 | `wan_dit/<case>/` | `scripts/goldens/dit_goldens.py` | tiny Wan2.1 DiTs (t2v, i2v, odd) in diffusers and original-Wan layouts, inputs, stage taps, final output; `manifest.json` per case |
 | `ops/` | `scripts/goldens/op_goldens.py` | single-op references; `ops.json` describes each entry (op, params, input/output tensor names) |
 | `convert/` | `scripts/goldens/convert_goldens.py` | f32 edge values and torch's bf16/f16/e4m3fn/e5m2 conversions; `convert.json` describes the value groups |
+| `tokenizer/` | `scripts/goldens/tokenizer_goldens.py` | tiny trained SentencePiece Unigram models (`spiece.model`), their `tokenizer.json` conversions, and `cases.json`: ids from `tokenizers` and `sentencepiece` for ~220 strings |
 
 Tap semantics (what each `tap.*` tensor is) are in each case's `manifest.json` (`tensors[].description`).
 """
@@ -58,6 +59,13 @@ def write() -> None:
             lines.append("Original Wan `WanModel` config format.")
         elif p.name == "config.json":
             lines.append("diffusers `WanTransformer3DModel` config (`save_config`).")
+        elif r.startswith("tokenizer/"):
+            lines.append({
+                "spiece.model": "SentencePiece ModelProto trained by `sentencepiece` on the generator's synthetic corpus.",
+                "tokenizer.json": "HF tokenizers file converted from the SentencePiece model (see scripts/goldens/README.md).",
+                "tokenizer_config.json": "transformers' T5Tokenizer config written beside tokenizer.json.",
+                "cases.json": "Input strings and, per model, the reference ids (plain, padded to 16 and 512) and decodes.",
+            }.get(p.name, "Tokenizer fixture."))
         elif p.suffix == ".json":
             lines.append("Description of the entries in the neighbouring safetensors file.")
         lines.append("")
