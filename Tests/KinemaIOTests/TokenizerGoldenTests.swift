@@ -89,6 +89,7 @@ final class TokenizerGoldenTests: XCTestCase {
     func testByteFallbackModelTokenizerJSON() throws { try checkTokenizerJSON("bf") }
     func testPlainModelTokenizerJSON() throws { try checkTokenizerJSON("plain") }
     func testGenericConversionTokenizerJSON() throws { try checkTokenizerJSON("generic") }
+    func testFirstPrependSchemeTokenizerJSON() throws { try checkTokenizerJSON("first") }
     func testLegacyLayoutTokenizerJSON() throws { try checkTokenizerJSON("legacy") }
     func testByteFallbackModelSentencePiece() throws { try checkSentencePiece("bf") }
     func testPlainModelSentencePiece() throws { try checkSentencePiece("plain") }

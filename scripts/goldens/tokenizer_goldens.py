@@ -237,6 +237,13 @@ def run(versions: dict) -> list[str]:
     generic.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<pad>", "</s>", "<unk>")])
     (OUT / "generic").mkdir()
     generic.save(str(OUT / "generic" / "tokenizer.json"), pretty=False)
+    # first: the same generic conversion, non-legacy (Metaspace prepend_scheme "first"), of the plain model
+    proto_plain = import_protobuf().ModelProto()
+    proto_plain.ParseFromString(plain)
+    first = SpmConverter.build_tokenizer_from_spm_proto(proto_plain, [(p.piece, p.score) for p in proto_plain.pieces], legacy=False)
+    first.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<pad>", "</s>", "<unk>")])
+    (OUT / "first").mkdir()
+    first.save(str(OUT / "first" / "tokenizer.json"), pretty=False)
     # legacy: the older T5 conversion layout (Strip right + Replace(" {2,}" -> "▁") + bare Metaspace)
     legacy = Tokenizer.from_file(str(OUT / "plain" / "tokenizer.json"))
     legacy.normalizer = normalizers.Sequence([normalizers.Strip(left=False, right=True), normalizers.Replace(Regex(" {2,}"), "\u2581")])
@@ -244,7 +251,7 @@ def run(versions: dict) -> list[str]:
     (OUT / "legacy").mkdir()
     legacy.save(str(OUT / "legacy" / "tokenizer.json"), pretty=False)
 
-    for name in ("bf", "plain", "generic", "legacy"):
+    for name in ("bf", "plain", "generic", "first", "legacy"):
         entry = {"hf": record_hf(hf_tokenizer(OUT / name), texts)}
         model = {"bf": bf, "plain": plain}.get(name)
         if model is not None:
@@ -256,5 +263,5 @@ def run(versions: dict) -> list[str]:
         f.write("\n")
 
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
-    lines_out = [f"tokenizer: {len(texts)} strings x 4 tokenizer.json variants + 2 spiece.model -> {rel(OUT)} ({total / 1e6:.2f} MB)"]
+    lines_out = [f"tokenizer: {len(texts)} strings x 5 tokenizer.json variants + 2 spiece.model -> {rel(OUT)} ({total / 1e6:.2f} MB)"]
     return lines_out

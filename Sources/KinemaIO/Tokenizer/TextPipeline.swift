@@ -79,6 +79,27 @@ struct SimpleRegex: Sendable {
     }
 }
 
+/// Normalized text with, per scalar, the offset in the original input it came from. tokenizers keeps
+/// such alignments; Metaspace's "first" scheme asks whether a piece starts at original offset 0, which
+/// is false e.g. after leading spaces were removed.
+struct AlignedText {
+    var scalars: [Unicode.Scalar]
+    var origins: [Int]
+
+    init(_ scalars: [Unicode.Scalar], origins: [Int]) {
+        self.scalars = scalars
+        self.origins = origins
+    }
+
+    /// `text` whose scalar k came from original offset `base + k`.
+    init(_ text: [Unicode.Scalar], base: Int) {
+        self.init(text, origins: text.indices.map { base + $0 })
+    }
+
+    mutating func append(_ s: Unicode.Scalar, origin: Int) { scalars.append(s); origins.append(origin) }
+    mutating func append(_ s: [Unicode.Scalar], origin: Int) { scalars += s; origins += Array(repeating: origin, count: s.count) }
+}
+
 enum NormalizerStep: Sendable {
     case precompiled(PrecompiledCharsMap)
     case strip(left: Bool, right: Bool)
@@ -87,61 +108,82 @@ enum NormalizerStep: Sendable {
     case nfkc
     case nfc
 
-    func apply(_ text: [Unicode.Scalar]) -> [Unicode.Scalar] {
+    /// Replacement scalars take the origin of the text they replace (its first scalar), as tokenizers'
+    /// transform_range aligns inserted characters.
+    func apply(_ text: AlignedText) -> AlignedText {
+        let s = text.scalars
         switch self {
         case .precompiled(let map): return Self.precompiled(text, map)
         case let .strip(left, right):
-            var lo = 0, hi = text.count
-            if left { while lo < hi, text[lo].properties.isWhitespace { lo += 1 } }
-            if right { while hi > lo, text[hi - 1].properties.isWhitespace { hi -= 1 } }
-            return Array(text[lo..<hi])
+            var lo = 0, hi = s.count
+            if left { while lo < hi, s[lo].properties.isWhitespace { lo += 1 } }
+            if right { while hi > lo, s[hi - 1].properties.isWhitespace { hi -= 1 } }
+            return AlignedText(Array(s[lo..<hi]), origins: Array(text.origins[lo..<hi]))
         case let .replace(pattern, content):
-            var out: [Unicode.Scalar] = []
+            var out = AlignedText([], origins: [])
             var i = 0
-            while i < text.count {
+            while i < s.count {
                 let length: Int?
                 switch pattern {
                 case .literal(let lit):
-                    length = !lit.isEmpty && i + lit.count <= text.count && Array(text[i..<(i + lit.count)]) == lit ? lit.count : nil
-                case .regex(let re): length = re.match(text, at: i)
+                    length = !lit.isEmpty && i + lit.count <= s.count && Array(s[i..<(i + lit.count)]) == lit ? lit.count : nil
+                case .regex(let re): length = re.match(s, at: i)
                 }
                 if let length {
-                    out += content
-                    if length == 0 { out.append(text[i]); i += 1 } else { i += length }
+                    out.append(content, origin: text.origins[i])
+                    if length == 0 { out.append(s[i], origin: text.origins[i]); i += 1 } else { i += length }
                 } else {
-                    out.append(text[i]); i += 1
+                    out.append(s[i], origin: text.origins[i]); i += 1
                 }
             }
             // An empty match at the very end (e.g. "\z" alone) also inserts the content.
-            if case .regex(let re) = pattern, re.match(text, at: text.count) == 0 { out += content }
+            if case .regex(let re) = pattern, re.match(s, at: s.count) == 0 { out.append(content, origin: text.origins.last ?? 0) }
             return out
-        case .prepend(let p): return text.isEmpty ? text : p + text
-        case .nfkc: return Array(String(String.UnicodeScalarView(text)).precomposedStringWithCompatibilityMapping.unicodeScalars)
-        case .nfc: return Array(String(String.UnicodeScalarView(text)).precomposedStringWithCanonicalMapping.unicodeScalars)
+        case .prepend(let p):
+            guard let first = text.origins.first else { return text }
+            return AlignedText(p + s, origins: Array(repeating: first, count: p.count) + text.origins)
+        case .nfkc: return Self.perGrapheme(text) { $0.precomposedStringWithCompatibilityMapping }
+        case .nfc: return Self.perGrapheme(text) { $0.precomposedStringWithCanonicalMapping }
         }
+    }
+
+    /// Applies a Unicode normalization form grapheme by grapheme (compositions do not cross extended
+    /// grapheme boundaries), so each output scalar keeps its grapheme's origin.
+    private static func perGrapheme(_ text: AlignedText, _ form: (String) -> String) -> AlignedText {
+        var out = AlignedText([], origins: [])
+        var k = 0
+        for grapheme in String(String.UnicodeScalarView(text.scalars)) {
+            let origin = text.origins[k]
+            k += grapheme.unicodeScalars.count
+            out.append(Array(form(String(grapheme)).unicodeScalars), origin: origin)
+        }
+        return out
     }
 
     /// tokenizers' Precompiled normalizer: per extended grapheme cluster shorter than 6 bytes, the
     /// SHORTEST charsmap key that prefixes the cluster replaces the WHOLE cluster; otherwise each scalar
     /// is looked up on its own. (This differs from sentencepiece's longest-match; both are reproduced.)
-    private static func precompiled(_ text: [Unicode.Scalar], _ map: PrecompiledCharsMap) -> [Unicode.Scalar] {
-        var out: [Unicode.Scalar] = []
-        out.reserveCapacity(text.count)
+    private static func precompiled(_ text: AlignedText, _ map: PrecompiledCharsMap) -> AlignedText {
+        var out = AlignedText([], origins: [])
+        out.scalars.reserveCapacity(text.scalars.count)
         func decode(_ bytes: ArraySlice<UInt8>) -> [Unicode.Scalar] {
             Array(String(decoding: bytes, as: UTF8.self).unicodeScalars)
         }
-        for grapheme in String(String.UnicodeScalarView(text)) {
+        var k = 0
+        for grapheme in String(String.UnicodeScalarView(text.scalars)) {
             let bytes = Array(grapheme.utf8)
+            let count = grapheme.unicodeScalars.count
+            defer { k += count }
             if bytes.count < 6, let rep = bytes.withUnsafeBufferPointer({ map.shortest($0, from: 0, to: $0.count) }) {
-                out += decode(rep)
+                out.append(decode(rep), origin: text.origins[k])
                 continue
             }
-            for scalar in grapheme.unicodeScalars {
+            for (j, scalar) in grapheme.unicodeScalars.enumerated() {
                 let sb = Array(String(scalar).utf8)
                 if let rep = sb.withUnsafeBufferPointer({ map.shortest($0, from: 0, to: $0.count) }) {
-                    out += decode(rep)
+                    out.append(decode(rep), origin: text.origins[k + j])
                 } else {
-                    out.append(scalar)
+                    out.append(scalar, origin: text.origins[k + j])
                 }
             }
         }
@@ -156,46 +198,43 @@ enum PreTokenizerStep: Sendable {
     case whitespaceSplit
     case metaspace(replacement: Unicode.Scalar, prepend: PrependScheme, split: Bool)
 
-    /// A piece of text plus whether it begins at offset 0 of the original input (Metaspace "first").
-    struct Piece { var text: [Unicode.Scalar]; var atStart: Bool }
+    /// A piece of text with the original offset of each scalar (see `AlignedText`).
+    typealias Piece = AlignedText
 
     func apply(_ pieces: [Piece]) -> [Piece] {
         var out: [Piece] = []
         for piece in pieces {
+            let at = piece.origins
             switch self {
             case .whitespaceSplit:
-                var current: [Unicode.Scalar] = []
-                var startedAtZero = piece.atStart
-                for scalar in piece.text {
+                var start = -1
+                for (k, scalar) in piece.scalars.enumerated() {
                     if scalar.properties.isWhitespace {
-                        if !current.isEmpty { out.append(Piece(text: current, atStart: startedAtZero)); current = [] }
-                        startedAtZero = false
-                    } else {
-                        current.append(scalar)
+                        if start >= 0 { out.append(Piece(Array(piece.scalars[start..<k]), origins: Array(at[start..<k]))); start = -1 }
+                    } else if start < 0 {
+                        start = k
                     }
                 }
-                if !current.isEmpty { out.append(Piece(text: current, atStart: startedAtZero)) }
+                if start >= 0 { out.append(Piece(Array(piece.scalars[start...]), origins: Array(at[start...]))) }
             case let .metaspace(replacement, prepend, split):
-                guard !piece.text.isEmpty else { continue }
-                var text = piece.text.map { $0 == " " ? replacement : $0 }
+                guard let firstOrigin = at.first else { continue }
+                var text = piece.scalars.map { $0 == " " ? replacement : $0 }
+                var origins = at
                 let wantsPrefix: Bool
                 switch prepend {
                 case .always: wantsPrefix = true
-                case .first: wantsPrefix = piece.atStart
+                case .first: wantsPrefix = firstOrigin == 0
                 case .never: wantsPrefix = false
                 }
-                if wantsPrefix, text.first != replacement { text.insert(replacement, at: 0) }
-                guard split else { out.append(Piece(text: text, atStart: piece.atStart)); continue }
+                if wantsPrefix, text.first != replacement { text.insert(replacement, at: 0); origins.insert(firstOrigin, at: 0) }
+                guard split else { out.append(Piece(text, origins: origins)); continue }
                 // MergedWithNext: each replacement character starts a new piece.
-                var current: [Unicode.Scalar] = []
-                var first = true
-                for scalar in text {
-                    if scalar == replacement, !current.isEmpty {
-                        out.append(Piece(text: current, atStart: piece.atStart && first)); current = []; first = false
-                    }
-                    current.append(scalar)
+                var start = 0
+                for k in text.indices where k > start && text[k] == replacement {
+                    out.append(Piece(Array(text[start..<k]), origins: Array(origins[start..<k])))
+                    start = k
                 }
-                if !current.isEmpty { out.append(Piece(text: current, atStart: piece.atStart && first)) }
+                out.append(Piece(Array(text[start...]), origins: Array(origins[start...])))
             }
         }
         return out

@@ -184,7 +184,7 @@ extension HFUnigramPipeline {
                 if token.content.first == bytes[i], bytes[i..<(i + token.content.count)].elementsEqual(token.content) { best = token }
             }
             if let best {
-                try encodeSegment(bytes[segmentStart..<i], atStart: segmentStart == 0, into: &ids)
+                try encodeSegment(bytes[segmentStart..<i], into: &ids)
                 ids.append(best.id)
                 i += best.content.count
                 segmentStart = i
@@ -192,19 +192,21 @@ extension HFUnigramPipeline {
                 i += 1
             }
         }
-        try encodeSegment(bytes[segmentStart..<bytes.count], atStart: segmentStart == 0, into: &ids)
+        try encodeSegment(bytes[segmentStart..<bytes.count], into: &ids)
         return ids
     }
 
-    private func encodeSegment(_ bytes: ArraySlice<UInt8>, atStart: Bool, into ids: inout [Int]) throws {
+    private func encodeSegment(_ bytes: ArraySlice<UInt8>, into ids: inout [Int]) throws {
         guard !bytes.isEmpty else { return }
         // Segments end at added-token boundaries, which are character boundaries of valid UTF-8.
-        var text = Array(String(decoding: bytes, as: UTF8.self).unicodeScalars)
+        // Origins are byte offsets in the input for the segment start, then + scalar index: only
+        // "is it 0" matters (Metaspace "first").
+        var text = AlignedText(Array(String(decoding: bytes, as: UTF8.self).unicodeScalars), base: bytes.startIndex)
         for step in normalizers { text = step.apply(text) }
-        var pieces = [PreTokenizerStep.Piece(text: text, atStart: atStart)]
+        var pieces = [text]
         for step in preTokenizers { pieces = step.apply(pieces) }
-        for piece in pieces where !piece.text.isEmpty {
-            try tokenize(Array(String(String.UnicodeScalarView(piece.text)).utf8), into: &ids)
+        for piece in pieces where !piece.scalars.isEmpty {
+            try tokenize(Array(String(String.UnicodeScalarView(piece.scalars)).utf8), into: &ids)
         }
     }
 
