@@ -119,6 +119,11 @@ def cases(rng_seed: int = 1) -> list[str]:
         "text </s> more <pad> end",
         "<pad><pad></s>",
         "</s </s> s>",
+        "a <mask> b",
+        "a<mask>b  <mask>  end",
+        "concatenate cat cat's cat_x xcat cat1 cat",
+        "dog dogma hotdog  dog",
+        "é cat日本 cat. the cat",
         "<extra_id_0> sentinel <extra_id_2>",
         "<0x41> literal byte piece",
         "Привет мир",
@@ -248,6 +253,9 @@ def run(versions: dict) -> list[str]:
     legacy = Tokenizer.from_file(str(OUT / "plain" / "tokenizer.json"))
     legacy.normalizer = normalizers.Sequence([normalizers.Strip(left=False, right=True), normalizers.Replace(Regex(" {2,}"), "\u2581")])
     legacy.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    # added-token options T5 files do not use but tokenizer.json allows: lstrip/rstrip, single_word, normalized
+    legacy.add_special_tokens([AddedToken("<mask>", lstrip=True, rstrip=True, special=True, normalized=False)])
+    legacy.add_tokens([AddedToken("cat", single_word=True, normalized=False), AddedToken("dog", normalized=True)])
     (OUT / "legacy").mkdir()
     legacy.save(str(OUT / "legacy" / "tokenizer.json"), pretty=False)
 

@@ -13,7 +13,19 @@ import KinemaCore
 // `.unsupported` error at load time rather than a silent mis-tokenization.
 
 struct HFUnigramPipeline: Sendable {
-    struct AddedToken: Sendable { var id: Int; var content: [UInt8]; var special: Bool }
+    /// An `added_tokens` entry. `normalized` ones match the normalized text of each segment, the others
+    /// the raw input; `lstrip`/`rstrip` swallow neighbouring whitespace; `singleWord` only matches
+    /// between non-word characters.
+    struct AddedToken: Sendable {
+        var id: Int
+        var content: [Unicode.Scalar]
+        var special: Bool
+        var normalized: Bool
+        var lstrip: Bool
+        var rstrip: Bool
+        var singleWord: Bool
+        var text: String { String(String.UnicodeScalarView(content)) }
+    }
 
     var vocab: [(piece: String, score: Double)]
     var unkID: Int?
@@ -80,8 +92,15 @@ struct HFUnigramPipeline: Sendable {
                 let content = try r.string(r.required(o, "content", at), at + ".content")
                 guard id >= 0, id < 1 << 31 else { throw r.fail(at + ".id", "\(id) is not a valid token id") }
                 guard !content.isEmpty else { throw r.fail(at + ".content", "is empty") }
-                let special = try r.member(o, "special").map { try r.bool($0, at + ".special") } ?? false
-                added.append(AddedToken(id: id, content: Array(content.utf8), special: special))
+                func flag(_ key: String, _ fallback: Bool) throws -> Bool {
+                    try r.member(o, key).map { try r.bool($0, "\(at).\(key)") } ?? fallback
+                }
+                let special = try flag("special", false)
+                // tokenizers never normalizes special tokens, whatever the file says.
+                let normalized = try flag("normalized", !special) && !special
+                added.append(AddedToken(id: id, content: Array(content.unicodeScalars), special: special, normalized: normalized,
+                                        lstrip: try flag("lstrip", false), rstrip: try flag("rstrip", false),
+                                        singleWord: try flag("single_word", false)))
             }
         }
 

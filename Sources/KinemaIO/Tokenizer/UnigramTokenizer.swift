@@ -167,46 +167,73 @@ public final class UnigramTokenizer: Sendable {
 extension HFUnigramPipeline {
     /// Id of a special token by its text: the added token, else the model piece.
     func id(of content: String) -> Int? {
-        let bytes = Array(content.utf8)
-        return addedTokens.first { $0.content == bytes }?.id ?? pieceToID[content]
+        let scalars = Array(content.unicodeScalars)
+        return addedTokens.first { $0.content == scalars }?.id ?? pieceToID[content]
+    }
+
+    private enum Part { case token(Int), text(AlignedText) }
+
+    /// Splits `text` around the added tokens `tokens` the way AddedVocabulary does: leftmost match,
+    /// longest at that position; a single-word token between word characters is skipped (the search
+    /// resumes after it); lstrip/rstrip extend the match over whitespace (not into a previous match).
+    private static func split(_ text: AlignedText, on tokens: [AddedToken]) -> [Part] {
+        let s = text.scalars
+        guard !tokens.isEmpty, !s.isEmpty else { return s.isEmpty ? [] : [.text(text)] }
+        func isWord(_ c: Unicode.Scalar) -> Bool {
+            c.properties.isAlphabetic || c.properties.numericType != nil || c == "_"
+        }
+        func slice(_ r: Range<Int>) -> AlignedText { AlignedText(Array(s[r]), origins: Array(text.origins[r])) }
+        var parts: [Part] = []
+        var segmentStart = 0
+        var i = 0
+        while i < s.count {
+            var best: AddedToken?
+            for token in tokens where token.content.count > (best?.content.count ?? 0) && token.content.count <= s.count - i {
+                if token.content[0] == s[i], s[i..<(i + token.content.count)].elementsEqual(token.content) { best = token }
+            }
+            guard let best else { i += 1; continue }
+            var start = i, stop = i + best.content.count
+            if best.singleWord, (start > 0 && isWord(s[start - 1])) || (stop < s.count && isWord(s[stop])) {
+                i = stop
+                continue
+            }
+            if best.lstrip { while start > segmentStart, s[start - 1].properties.isWhitespace { start -= 1 } }
+            if best.rstrip { while stop < s.count, s[stop].properties.isWhitespace { stop += 1 } }
+            if start > segmentStart { parts.append(.text(slice(segmentStart..<start))) }
+            parts.append(.token(best.id))
+            segmentStart = stop
+            i = stop
+        }
+        if segmentStart < s.count { parts.append(.text(slice(segmentStart..<s.count))) }
+        return parts
     }
 
     /// Ids of `text` without the post-processor's special tokens.
     func encode(_ text: String) throws -> [Int] {
-        let bytes = Array(text.utf8)
+        let raw = AlignedText(Array(text.unicodeScalars), base: 0)
         var ids: [Int] = []
-        var segmentStart = 0
-        var i = 0
-        // Added tokens match on the raw text, leftmost then longest (AddedVocabulary's split trie).
-        while i < bytes.count {
-            var best: AddedToken?
-            for token in addedTokens where token.content.count > (best?.content.count ?? 0) && token.content.count <= bytes.count - i {
-                if token.content.first == bytes[i], bytes[i..<(i + token.content.count)].elementsEqual(token.content) { best = token }
-            }
-            if let best {
-                try encodeSegment(bytes[segmentStart..<i], into: &ids)
-                ids.append(best.id)
-                i += best.content.count
-                segmentStart = i
-            } else {
-                i += 1
+        for part in Self.split(raw, on: addedTokens.filter { !$0.normalized }) {
+            switch part {
+            case .token(let id): ids.append(id)
+            case .text(let segment): try encodeSegment(segment, into: &ids)
             }
         }
-        try encodeSegment(bytes[segmentStart..<bytes.count], into: &ids)
         return ids
     }
 
-    private func encodeSegment(_ bytes: ArraySlice<UInt8>, into ids: inout [Int]) throws {
-        guard !bytes.isEmpty else { return }
-        // Segments end at added-token boundaries, which are character boundaries of valid UTF-8.
-        // Origins are byte offsets in the input for the segment start, then + scalar index: only
-        // "is it 0" matters (Metaspace "first").
-        var text = AlignedText(Array(String(decoding: bytes, as: UTF8.self).unicodeScalars), base: bytes.startIndex)
+    private func encodeSegment(_ segment: AlignedText, into ids: inout [Int]) throws {
+        var text = segment
         for step in normalizers { text = step.apply(text) }
-        var pieces = [text]
-        for step in preTokenizers { pieces = step.apply(pieces) }
-        for piece in pieces where !piece.scalars.isEmpty {
-            try tokenize(Array(String(String.UnicodeScalarView(piece.scalars)).utf8), into: &ids)
+        for part in Self.split(text, on: addedTokens.filter(\.normalized)) {
+            switch part {
+            case .token(let id): ids.append(id)
+            case .text(let normalized):
+                var pieces = [normalized]
+                for step in preTokenizers { pieces = step.apply(pieces) }
+                for piece in pieces where !piece.scalars.isEmpty {
+                    try tokenize(Array(String(String.UnicodeScalarView(piece.scalars)).utf8), into: &ids)
+                }
+            }
         }
     }
 
@@ -237,7 +264,7 @@ extension HFUnigramPipeline {
     func decode(_ ids: [Int], skipSpecial: Bool) -> String {
         let special = Set(addedTokens.filter(\.special).map(\.id))
         var addedByID: [Int: String] = [:]
-        for t in addedTokens { addedByID[t.id] = String(decoding: t.content, as: UTF8.self) }
+        for t in addedTokens { addedByID[t.id] = t.text }
         var tokens: [String] = []
         for id in ids {
             if skipSpecial, special.contains(id) { continue }
