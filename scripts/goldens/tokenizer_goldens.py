@@ -58,7 +58,7 @@ def corpus(seed: int = 0, lines: int = 3000) -> list[str]:
     return out
 
 
-def train(lines: list[str], vocab: int, rule: str, byte_fallback: bool) -> bytes:
+def train(lines: list[str], vocab: int, rule: str, byte_fallback: bool, user_defined: list[str] | None = None) -> bytes:
     import sentencepiece as spm
 
     buf = io.BytesIO()
@@ -77,6 +77,7 @@ def train(lines: list[str], vocab: int, rule: str, byte_fallback: bool) -> bytes
         num_threads=1,
         seed_sentencepiece_size=100000,
         minloglevel=2,
+        user_defined_symbols=user_defined or [],
     )
     return buf.getvalue()
 
@@ -120,6 +121,7 @@ def cases(rng_seed: int = 1) -> list[str]:
         "<pad><pad></s>",
         "</s </s> s>",
         "a <mask> b",
+        "x<sep>y \u2605\u2605 z <sep>",
         "a<mask>b  <mask>  end",
         "concatenate cat cat's cat_x xcat cat1 cat",
         "dog dogma hotdog  dog",
@@ -225,8 +227,8 @@ def run(versions: dict) -> list[str]:
     (OUT / "bf").mkdir()
     (OUT / "bf" / "spiece.model").write_bytes(bf)
     convert_t5(OUT / "bf", 3)
-    # plain: identity normalization (no charsmap), no byte fallback
-    plain = train(lines, 700, "identity", False)
+    # plain: identity normalization (no charsmap), no byte fallback, two USER_DEFINED pieces
+    plain = train(lines, 700, "identity", False, user_defined=["<sep>", "\u2605"])
     (OUT / "plain").mkdir()
     (OUT / "plain" / "spiece.model").write_bytes(plain)
     convert_t5(OUT / "plain", 2)

@@ -194,9 +194,52 @@ enum NormalizerStep: Sendable {
 /// Metaspace's prepend_scheme.
 enum PrependScheme: String, Sendable { case always, first, never }
 
+/// tokenizers' SplitDelimiterBehavior for the Split pre-tokenizer.
+enum SplitBehavior: String, Sendable {
+    case isolated = "Isolated", removed = "Removed", mergedWithPrevious = "MergedWithPrevious", mergedWithNext = "MergedWithNext"
+}
+
+/// A Split pattern: a literal, or a regex that is an alternation of literals (what transformers writes to
+/// isolate SentencePiece USER_DEFINED pieces: `re.escape`d pieces joined by "|", longest first).
+struct LiteralAlternation: Sendable {
+    var alternatives: [[Unicode.Scalar]]
+
+    init(literal: String) { alternatives = [Array(literal.unicodeScalars)] }
+
+    /// nil when `regex` has an unescaped metacharacter other than "|".
+    init?(regex: String) {
+        var alternatives: [[Unicode.Scalar]] = [[]]
+        var escaped = false
+        for c in regex.unicodeScalars {
+            if escaped {
+                guard !CharacterSet.alphanumerics.contains(c) else { return nil }
+                alternatives[alternatives.count - 1].append(c)
+                escaped = false
+            } else if c == "\\" {
+                escaped = true
+            } else if c == "|" {
+                alternatives.append([])
+            } else if "()[]{}.*+?^$".unicodeScalars.contains(c) {
+                return nil
+            } else {
+                alternatives[alternatives.count - 1].append(c)
+            }
+        }
+        guard !escaped, !alternatives.contains(where: \.isEmpty) else { return nil }
+        self.alternatives = alternatives
+    }
+
+    /// Length of the first alternative (in order: leftmost-first) matching at `i`, or nil.
+    func match(_ s: [Unicode.Scalar], at i: Int) -> Int? {
+        for a in alternatives where a.count <= s.count - i && s[i..<(i + a.count)].elementsEqual(a) { return a.count }
+        return nil
+    }
+}
+
 enum PreTokenizerStep: Sendable {
     case whitespaceSplit
     case metaspace(replacement: Unicode.Scalar, prepend: PrependScheme, split: Bool)
+    case split(LiteralAlternation, SplitBehavior)
 
     /// A piece of text with the original offset of each scalar (see `AlignedText`).
     typealias Piece = AlignedText
@@ -216,6 +259,8 @@ enum PreTokenizerStep: Sendable {
                     }
                 }
                 if start >= 0 { out.append(Piece(Array(piece.scalars[start...]), origins: Array(at[start...]))) }
+            case let .split(pattern, behavior):
+                out += Self.split(piece, pattern, behavior)
             case let .metaspace(replacement, prepend, split):
                 guard let firstOrigin = at.first else { continue }
                 var text = piece.scalars.map { $0 == " " ? replacement : $0 }
@@ -238,6 +283,55 @@ enum PreTokenizerStep: Sendable {
             }
         }
         return out
+    }
+
+    private static func split(_ piece: Piece, _ pattern: LiteralAlternation, _ behavior: SplitBehavior) -> [Piece] {
+        let s = piece.scalars
+        func slice(_ r: Range<Int>) -> Piece { Piece(Array(s[r]), origins: Array(piece.origins[r])) }
+        // (range, isMatch) runs covering the piece.
+        var runs: [(Range<Int>, Bool)] = []
+        var last = 0, i = 0
+        while i < s.count {
+            if let n = pattern.match(s, at: i), n > 0 {
+                if i > last { runs.append((last..<i, false)) }
+                runs.append((i..<(i + n), true))
+                i += n
+                last = i
+            } else {
+                i += 1
+            }
+        }
+        if last < s.count { runs.append((last..<s.count, false)) }
+        var out: [Range<Int>] = []
+        switch behavior {
+        case .isolated: out = runs.map(\.0)
+        case .removed: out = runs.filter { !$0.1 }.map(\.0)
+        case .mergedWithPrevious:
+            // "the-final--x" on "-" → "the-", "final-", "-", "x": a delimiter joins the text run before it.
+            var previousIsText = false
+            for (r, isMatch) in runs {
+                if isMatch, previousIsText, let prev = out.last {
+                    out[out.count - 1] = prev.lowerBound..<r.upperBound
+                    previousIsText = false
+                } else {
+                    out.append(r)
+                    previousIsText = !isMatch
+                }
+            }
+        case .mergedWithNext:
+            // "the-final--x" on "-" → "the", "-final", "-", "-x".
+            var pendingMatch: Range<Int>?
+            for (r, isMatch) in runs {
+                if isMatch {
+                    if let p = pendingMatch { out.append(p) }
+                    pendingMatch = r
+                } else if let p = pendingMatch {
+                    out.append(p.lowerBound..<r.upperBound); pendingMatch = nil
+                } else { out.append(r) }
+            }
+            if let p = pendingMatch { out.append(p) }
+        }
+        return out.filter { !$0.isEmpty }.map(slice)
     }
 }
 

@@ -186,6 +186,30 @@ struct HFUnigramPipeline: Sendable {
             guard case .array(let items)? = r.member(o, "pretokenizers") else { throw r.fail(at + ".pretokenizers", "expected an array") }
             return try items.enumerated().flatMap { try parsePreTokenizer($1, "\(at).pretokenizers[\($0)]", r) }
         case "WhitespaceSplit": return [.whitespaceSplit]
+        case "Split":
+            let po = try r.object(r.required(o, "pattern", at), at + ".pattern")
+            let pattern: LiteralAlternation
+            if let lit = r.member(po, "String") {
+                let text = try r.string(lit, at + ".pattern.String")
+                guard !text.isEmpty else { throw r.fail(at + ".pattern.String", "is empty") }
+                pattern = LiteralAlternation(literal: text)
+            } else if let re = r.member(po, "Regex") {
+                let source = try r.string(re, at + ".pattern.Regex")
+                guard let p = LiteralAlternation(regex: source) else {
+                    throw KinemaError.unsupported("\(r.path): \(at): Split regex \"\(source)\" (only alternations of literal text)")
+                }
+                pattern = p
+            } else {
+                throw r.fail(at + ".pattern", "expected {\"String\": …} or {\"Regex\": …}")
+            }
+            let name = try r.string(r.required(o, "behavior", at), at + ".behavior")
+            guard let behavior = SplitBehavior(rawValue: name) else {
+                throw KinemaError.unsupported("\(r.path): \(at): Split behavior \"\(name)\"")
+            }
+            if let inv = r.member(o, "invert"), try r.bool(inv, at + ".invert") {
+                throw KinemaError.unsupported("\(r.path): \(at): Split with invert = true")
+            }
+            return [.split(pattern, behavior)]
         case "Metaspace":
             let (rep, scheme, split) = try metaspace(o, at, r)
             return [.metaspace(replacement: rep, prepend: scheme, split: split)]
