@@ -8,21 +8,34 @@ import XCTest
 /// transformers' tokenizer call) and `sentencepiece` (spiece.model) produced for it. Token ids are exact:
 /// there is no tolerance for a tokenizer.
 final class TokenizerGoldenTests: XCTestCase {
-    private struct Cases {
+    // cases.json, decoded with JSONDecoder: JSONSerialization on Linux drops a U+FEFF that starts a string,
+    // which one of the cases does.
+    private struct Cases: Decodable {
+        struct HF: Decodable {
+            let ids: [[Int]]
+            /// [input_ids, attention_mask] at max_length 16.
+            let pad16: [[[Int]]]
+            /// ids at max_length 512 without the right padding; nil where equal to `ids`.
+            let pad512: [[Int]?]
+            let decode: [String]
+        }
+        struct SPM: Decodable {
+            let ids: [[Int]]
+            let decode: [String]
+            let vocab_size: Int
+        }
+        struct Model: Decodable {
+            let hf: HF
+            let spm: SPM?
+        }
         let texts: [String]
-        let models: [String: [String: Any]]
+        let models: [String: Model]
     }
 
     private static func loadCases() throws -> Cases {
         let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("tokenizer/cases.json")))
-        guard let root = try JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let texts = root["texts"] as? [String], let models = root["models"] as? [String: [String: Any]] else {
-            throw KinemaError.badFile(path: "cases.json", location: nil, reason: "unexpected layout")
-        }
-        return Cases(texts: texts, models: models)
+        return try JSONDecoder().decode(Cases.self, from: data)
     }
-
-    private static func ints(_ v: Any?) -> [[Int]] { (v as? [[Any]])?.map { $0.compactMap { ($0 as? NSNumber)?.intValue } } ?? [] }
 
     /// Collects mismatches and reports the first few with their input, so one failure run shows the pattern.
     private final class Mismatches {
@@ -40,48 +53,39 @@ final class TokenizerGoldenTests: XCTestCase {
 
     private func checkTokenizerJSON(_ name: String) throws {
         let cases = try Self.loadCases()
-        guard let hf = cases.models[name]?["hf"] as? [String: Any] else { return XCTFail("no hf results for \(name)") }
+        guard let hf = cases.models[name]?.hf else { return XCTFail("no hf results for \(name)") }
         let tok = try UnigramTokenizer.load(Fixtures.path("tokenizer/\(name)/tokenizer.json"))
         XCTAssertEqual(tok.format, .tokenizerJSON)
-        let ids = Self.ints(hf["ids"])
-        // pad512[i] is null where the unpadded encoding already fits (the generator checked equality).
-        let pad512 = ((hf["pad512"] as? [Any]) ?? []).enumerated().map { i, v in
-            (v as? [Any]).map { $0.compactMap { ($0 as? NSNumber)?.intValue } } ?? (i < ids.count ? ids[i] : [])
-        }
-        let pad16 = (hf["pad16"] as? [[Any]]) ?? []
-        let decoded = (hf["decode"] as? [String]) ?? []
-        XCTAssertEqual(ids.count, cases.texts.count)
-        XCTAssertEqual(pad16.count, cases.texts.count)
-        XCTAssertEqual(pad512.count, cases.texts.count)
+        let n = cases.texts.count
+        XCTAssertEqual([hf.ids.count, hf.pad16.count, hf.pad512.count, hf.decode.count], [n, n, n, n])
         let bad = Mismatches()
         for (i, text) in cases.texts.enumerated() {
-            bad.check(try tok.encode(text), ids[i], "ids", text)
+            bad.check(try tok.encode(text), hf.ids[i], "ids", text)
             let p16 = try tok.encode(text, maxLength: 16)
-            let want16 = Self.ints(pad16[i])
-            bad.check(p16.ids, want16.first ?? [], "pad16 ids", text)
-            bad.check(p16.attentionMask, want16.last ?? [], "pad16 mask", text)
+            bad.check(p16.ids, hf.pad16[i].first ?? [], "pad16 ids", text)
+            bad.check(p16.attentionMask, hf.pad16[i].last ?? [], "pad16 mask", text)
             let p512 = try tok.encode(text, maxLength: 512)
-            let kept = pad512[i].count
-            bad.check(p512.ids, pad512[i] + [Int](repeating: tok.padID ?? -1, count: 512 - kept), "pad512 ids", text)
-            bad.check(p512.attentionMask, [Int](repeating: 1, count: kept) + [Int](repeating: 0, count: 512 - kept), "pad512 mask", text)
-            bad.check(tok.decode(ids[i]), decoded[i], "decode", text)
+            let kept = hf.pad512[i] ?? hf.ids[i]
+            bad.check(p512.ids, kept + [Int](repeating: tok.padID ?? -1, count: 512 - kept.count), "pad512 ids", text)
+            bad.check(p512.attentionMask, [Int](repeating: 1, count: kept.count) + [Int](repeating: 0, count: 512 - kept.count),
+                      "pad512 mask", text)
+            bad.check(tok.decode(hf.ids[i]), hf.decode[i], "decode", text)
         }
         bad.assertNone("tokenizer/\(name)/tokenizer.json")
     }
 
     private func checkSentencePiece(_ name: String) throws {
         let cases = try Self.loadCases()
-        guard let spm = cases.models[name]?["spm"] as? [String: Any] else { return XCTFail("no spm results for \(name)") }
+        guard let spm = cases.models[name]?.spm else { return XCTFail("no spm results for \(name)") }
         let tok = try UnigramTokenizer.load(Fixtures.path("tokenizer/\(name)/spiece.model"))
         XCTAssertEqual(tok.format, .sentencePiece)
-        XCTAssertEqual(tok.vocabularySize, (spm["vocab_size"] as? NSNumber)?.intValue)
-        let ids = Self.ints(spm["ids"])
-        let decoded = (spm["decode"] as? [String]) ?? []
+        XCTAssertEqual(tok.vocabularySize, spm.vocab_size)
+        XCTAssertEqual([spm.ids.count, spm.decode.count], [cases.texts.count, cases.texts.count])
         let bad = Mismatches()
         for (i, text) in cases.texts.enumerated() {
-            bad.check(try tok.encode(text, specialTokens: .omit), ids[i], "ids", text)
-            bad.check(try tok.encode(text), ids[i] + [1], "ids+eos", text)
-            bad.check(tok.decode(ids[i]), decoded[i], "decode", text)
+            bad.check(try tok.encode(text, specialTokens: .omit), spm.ids[i], "ids", text)
+            bad.check(try tok.encode(text), spm.ids[i] + [1], "ids+eos", text)
+            bad.check(tok.decode(spm.ids[i]), spm.decode[i], "decode", text)
         }
         bad.assertNone("tokenizer/\(name)/spiece.model")
     }
@@ -93,6 +97,7 @@ final class TokenizerGoldenTests: XCTestCase {
     func testLegacyLayoutTokenizerJSON() throws { try checkTokenizerJSON("legacy") }
     func testByteFallbackModelSentencePiece() throws { try checkSentencePiece("bf") }
     func testPlainModelSentencePiece() throws { try checkSentencePiece("plain") }
+    func testCustomRulesModelSentencePiece() throws { try checkSentencePiece("generic") }
 
     func testFolderPrefersTokenizerJSON() throws {
         let tok = try UnigramTokenizer.load(Fixtures.path("tokenizer/bf"))
@@ -119,7 +124,8 @@ final class TokenizerGoldenTests: XCTestCase {
 
     func testDecodeRoundTrip() throws {
         // Text that normalization leaves unchanged decodes back to itself (both paths).
-        for path in ["tokenizer/bf/tokenizer.json", "tokenizer/bf/spiece.model", "tokenizer/generic/tokenizer.json"] {
+        for path in ["tokenizer/bf/tokenizer.json", "tokenizer/bf/spiece.model", "tokenizer/generic/tokenizer.json",
+                     "tokenizer/generic/spiece.model"] {
             let tok = try UnigramTokenizer.load(Fixtures.path(path))
             for text in ["a cat playing piano in a cozy room", "café naïve résumé 123", "東京の猫です。"] {
                 XCTAssertEqual(tok.decode(try tok.encode(text)), text, path)

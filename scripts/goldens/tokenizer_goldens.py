@@ -58,16 +58,40 @@ def corpus(seed: int = 0, lines: int = 3000) -> list[str]:
     return out
 
 
+# A small custom normalization rule set (hex code points, source TAB target), compiled by sentencepiece
+# into a small precompiled charsmap: multi-code-point keys (e + combining acute), one-to-many targets
+# (ligature), keys that are prefixes of longer keys (A / A + ring), whitespace variants.
+CUSTOM_RULES = (
+    [f"{0xFF21 + k:X}\t{0x41 + k:X}" for k in range(26)]
+    + [f"{0xFF41 + k:X}\t{0x61 + k:X}" for k in range(26)]
+    + [f"{0xFF10 + k:X}\t{0x30 + k:X}" for k in range(10)]
+    + ["3000\t20", "A0\t20", "9\t20", "2009\t20", "FB01\t66 69", "2460\t31", "2461\t32", "2462\t33",
+       "65 301\tE9", "41 30A\tC5", "FF71\t30A2", "FF76\t30AB", "2122\t54 4D"]
+)
+
+
 def train(lines: list[str], vocab: int, rule: str, byte_fallback: bool, user_defined: list[str] | None = None) -> bytes:
+    import tempfile
+
     import sentencepiece as spm
 
     buf = io.BytesIO()
+    rules = {}
+    if rule == "custom":
+        tsv = tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False, encoding="utf-8")
+        tsv.write("\n".join(CUSTOM_RULES) + "\n")
+        tsv.close()
+        rules = {"normalization_rule_tsv": tsv.name}
+        cleanup = tsv.name
+    else:
+        cleanup = None
+        rules = {"normalization_rule_name": rule}
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(lines),
         model_writer=buf,
         model_type="unigram",
         vocab_size=vocab,
-        normalization_rule_name=rule,
+        **rules,
         pad_id=0,
         eos_id=1,
         unk_id=2,
@@ -79,6 +103,8 @@ def train(lines: list[str], vocab: int, rule: str, byte_fallback: bool, user_def
         minloglevel=2,
         user_defined_symbols=user_defined or [],
     )
+    if cleanup:
+        Path(cleanup).unlink()
     return buf.getvalue()
 
 
@@ -103,6 +129,7 @@ def cases(rng_seed: int = 1) -> list[str]:
         "A cat playing piano.",
         "café naïve résumé",
         "cafe\u0301 (combining acute)",
+        "A\u030angstr\u00f6m \uff21\u030a \uff21\u030a\u0301 e\u0301\u0301",
         "Ｆｕｌｌ ｗｉｄｔｈ ＡＢＣ １２３！",
         "ｶﾀｶﾅ half-width katakana",
         "日本語のテキストです。",
@@ -232,17 +259,20 @@ def run(versions: dict) -> list[str]:
     (OUT / "plain").mkdir()
     (OUT / "plain" / "spiece.model").write_bytes(plain)
     convert_t5(OUT / "plain", 2)
-    # generic: transformers' model-agnostic SentencePiece conversion (keeps byte fallback; regex Replace
-    # normalizers, Metaspace split=False, decoder Sequence) -- tokenizer.json only
+    # generic: a model with a small custom rule set (small charsmap) and byte fallback, converted with
+    # transformers' model-agnostic SentencePiece conversion (keeps byte fallback; regex Replace
+    # normalizers, Metaspace split=False, decoder Sequence)
     from transformers.convert_slow_tokenizer import SpmConverter, import_protobuf
 
+    custom = train(lines, 800, "custom", True)
     proto = import_protobuf().ModelProto()
-    proto.ParseFromString(bf)
+    proto.ParseFromString(custom)
     vocab = [(p.piece, p.score) for p in proto.pieces]
     generic = SpmConverter.build_tokenizer_from_spm_proto(proto, vocab)
     # control pieces as special added tokens, as transformers registers them when it loads the file
     generic.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in ("<pad>", "</s>", "<unk>")])
     (OUT / "generic").mkdir()
+    (OUT / "generic" / "spiece.model").write_bytes(custom)
     generic.save(str(OUT / "generic" / "tokenizer.json"), pretty=False)
     # first: the same generic conversion, non-legacy (Metaspace prepend_scheme "first"), of the plain model
     proto_plain = import_protobuf().ModelProto()
@@ -263,7 +293,7 @@ def run(versions: dict) -> list[str]:
 
     for name in ("bf", "plain", "generic", "first", "legacy"):
         entry = {"hf": record_hf(hf_tokenizer(OUT / name), texts)}
-        model = {"bf": bf, "plain": plain}.get(name)
+        model = {"bf": bf, "plain": plain, "generic": custom}.get(name)
         if model is not None:
             entry["spm"] = record_spm(model, texts)
         result["models"][name] = entry
@@ -273,5 +303,5 @@ def run(versions: dict) -> list[str]:
         f.write("\n")
 
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
-    lines_out = [f"tokenizer: {len(texts)} strings x 5 tokenizer.json variants + 2 spiece.model -> {rel(OUT)} ({total / 1e6:.2f} MB)"]
+    lines_out = [f"tokenizer: {len(texts)} strings x 5 tokenizer.json variants + 3 spiece.model -> {rel(OUT)} ({total / 1e6:.2f} MB)"]
     return lines_out
