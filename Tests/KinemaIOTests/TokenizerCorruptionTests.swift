@@ -141,10 +141,12 @@ final class TokenizerCorruptionTests: XCTestCase {
     func testFuzzTokenizerJSON() throws {
         try fuzz("tokenizer/legacy/tokenizer.json", name: "fuzz.json", count: 200, seed: 0x9E3779B97F4A7C15)
         try fuzz("tokenizer/bf/tokenizer.json", name: "fuzz.json", count: 40, seed: 0x1234_5678_9ABC_DEF1)
+        try fuzz("tokenizer/generic/tokenizer.json", name: "fuzz.json", count: 150, seed: 0x5EED)
     }
 
     func testFuzzSentencePieceModel() throws {
         try fuzz("tokenizer/plain/spiece.model", name: "fuzz.model", count: 200, seed: 0xC0FFEE)
         try fuzz("tokenizer/bf/spiece.model", name: "fuzz.model", count: 60, seed: 0xBADC0DE)
+        try fuzz("tokenizer/generic/spiece.model", name: "fuzz.model", count: 150, seed: 0xFACADE)
     }
 }
