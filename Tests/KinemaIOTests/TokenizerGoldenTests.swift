@@ -117,6 +117,7 @@ final class TokenizerGoldenTests: XCTestCase {
         XCTAssertEqual(cut.attentionMask, [Int](repeating: 1, count: 16))
         XCTAssertThrowsError(try tok.encode(text, maxLength: 16, truncation: .none))
         XCTAssertThrowsError(try tok.encode("a", maxLength: 0))
+        XCTAssertThrowsError(try tok.encode("a", maxLength: Int.max))
         let bare = try tok.encode("a b", maxLength: 8, specialTokens: .omit)
         XCTAssertEqual(bare.ids.count, 8)
         XCTAssertFalse(bare.ids.contains(1))

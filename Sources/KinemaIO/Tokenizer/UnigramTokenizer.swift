@@ -116,12 +116,18 @@ public final class UnigramTokenizer: Sendable {
         return specialTokens == .add ? prefix + body + suffix : body
     }
 
+    /// Largest `maxLength` a fixed-length encode accepts (umT5 uses 512).
+    public static let maximumLength = 1 << 20
+
     /// Fixed-length encode as WanPipeline calls the tokenizer: `tokenizer(prompt, padding="max_length",
     /// max_length=512, truncation=True, add_special_tokens=True, return_attention_mask=True)`.
     public func encode(_ text: String, maxLength: Int = 512, padding: PaddingMode = .maxLength,
                        truncation: TruncationMode = .keepSpecialTokens,
                        specialTokens: SpecialTokensMode = .add) throws -> (ids: [Int], attentionMask: [Int]) {
-        guard maxLength > 0 else { throw KinemaError.invalidArgument("tokenizer: maxLength must be positive, got \(maxLength)") }
+        // The cap keeps a typo (or Int.max) from asking for a padding buffer that cannot be allocated.
+        guard maxLength > 0, maxLength <= Self.maximumLength else {
+            throw KinemaError.invalidArgument("tokenizer: maxLength must be in 1...\(Self.maximumLength), got \(maxLength)")
+        }
         var (prefix, body, suffix) = try encodeParts(text)
         if specialTokens == .omit { prefix = []; suffix = [] }
         let specials = prefix.count + suffix.count
