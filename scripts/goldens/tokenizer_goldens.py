@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import random
 from pathlib import Path
 
@@ -70,22 +71,9 @@ CUSTOM_RULES = (
 )
 
 
-def train(lines: list[str], vocab: int, rule: str, byte_fallback: bool, user_defined: list[str] | None = None) -> bytes:
-    import tempfile
-
+def _train(buf, lines, vocab, rules, byte_fallback, user_defined) -> None:
     import sentencepiece as spm
 
-    buf = io.BytesIO()
-    rules = {}
-    if rule == "custom":
-        tsv = tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False, encoding="utf-8")
-        tsv.write("\n".join(CUSTOM_RULES) + "\n")
-        tsv.close()
-        rules = {"normalization_rule_tsv": tsv.name}
-        cleanup = tsv.name
-    else:
-        cleanup = None
-        rules = {"normalization_rule_name": rule}
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(lines),
         model_writer=buf,
@@ -103,8 +91,25 @@ def train(lines: list[str], vocab: int, rule: str, byte_fallback: bool, user_def
         minloglevel=2,
         user_defined_symbols=user_defined or [],
     )
-    if cleanup:
-        Path(cleanup).unlink()
+
+
+def train(lines: list[str], vocab: int, rule: str, byte_fallback: bool, user_defined: list[str] | None = None) -> bytes:
+    import tempfile
+
+    buf = io.BytesIO()
+    if rule == "custom":
+        # sentencepiece stores the rule file's name in the model: use a fixed relative name, from a
+        # scratch directory, so the file is byte-reproducible.
+        with tempfile.TemporaryDirectory() as scratch:
+            cwd = os.getcwd()
+            os.chdir(scratch)
+            try:
+                Path("custom_rules.tsv").write_text("\n".join(CUSTOM_RULES) + "\n", encoding="utf-8")
+                _train(buf, lines, vocab, {"normalization_rule_tsv": "custom_rules.tsv"}, byte_fallback, user_defined)
+            finally:
+                os.chdir(cwd)
+    else:
+        _train(buf, lines, vocab, {"normalization_rule_name": rule}, byte_fallback, user_defined)
     return buf.getvalue()
 
 
