@@ -23,7 +23,7 @@ struct SentencePieceEncoder: Sendable {
         self.model = model
         charsMap = model.charsMap.isEmpty ? nil
             : try PrecompiledCharsMap(model.charsMap, path: path, location: "normalizer_spec.precompiled_charsmap")
-        var trie = PieceTrie()
+        var trie = PieceTrie(byteCapacity: model.pieces.reduce(0) { $0 + $1.text.utf8.count })
         var minScore = Float.greatestFiniteMagnitude
         var maxScore = Float.leastNormalMagnitude
         var byteIDs = [Int?](repeating: nil, count: 256)

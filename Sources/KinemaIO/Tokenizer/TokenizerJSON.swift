@@ -57,8 +57,13 @@ struct HFUnigramPipeline: Sendable {
         guard !entries.isEmpty else { throw r.fail("model.vocab", "is empty") }
         var vocab: [(piece: String, score: Double)] = []
         vocab.reserveCapacity(entries.count)
-        var trie = PieceTrie()
+        let byteCapacity = entries.reduce(0) { total, entry in
+            if case .array(let pair) = entry, case .string(let piece)? = pair.first { return total + piece.utf8.count }
+            return total
+        }
+        var trie = PieceTrie(byteCapacity: byteCapacity)
         var pieceToID: [String: Int] = [:]
+        pieceToID.reserveCapacity(entries.count)
         var minScore = Double.infinity
         for (i, entry) in entries.enumerated() {
             let at = "model.vocab[\(i)]"

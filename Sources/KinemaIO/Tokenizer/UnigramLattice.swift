@@ -15,6 +15,13 @@ struct PieceTrie: Sendable {
     private var children: [Int: Int32] = [:]
     private var terminal: [Int32] = [-1]
 
+    /// `byteCapacity`: total UTF-8 bytes of the pieces to come (an upper bound on the node count), so a
+    /// 256k-piece vocabulary is built without rehashing.
+    init(byteCapacity: Int = 0) {
+        children.reserveCapacity(byteCapacity)
+        terminal.reserveCapacity(byteCapacity + 1)
+    }
+
     mutating func insert(_ text: String, id: Int) {
         var node = 0
         for byte in text.utf8 {
