@@ -40,7 +40,9 @@ public enum TruncationMode: Sendable {
     case none
 }
 
-/// Whether decode drops special tokens (`</s>`, `<pad>`, sentinel tokens) from its output.
+/// Whether decode drops special tokens (`</s>`, `<pad>`, sentinel tokens) from its output. Applies to
+/// tokenizer.json; sentencepiece's own decode always drops CONTROL pieces, and the spiece.model path
+/// follows it.
 public enum SpecialTokensDecoding: Sendable { case skip, keep }
 
 public final class UnigramTokenizer: Sendable {
@@ -51,7 +53,8 @@ public final class UnigramTokenizer: Sendable {
 
     private let engine: Engine
     public let format: TokenizerFormat
-    /// Id of `<pad>` (T5: 0), used for padding; nil when the model has none.
+    /// Id of `<pad>` (T5: 0), used for padding; nil when the model has none. For tokenizer.json this is
+    /// the token spelled `<pad>` (T5/UMT5's pad token; tokenizer_config.json is not read).
     public let padID: Int?
     /// Id of `</s>` (T5: 1), nil when the model has none.
     public let eosID: Int?
