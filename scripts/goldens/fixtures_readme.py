@@ -24,6 +24,7 @@ Every expected value was computed by the pinned reference stack (diffusers
 | `convert/` | `scripts/goldens/convert_goldens.py` | f32 edge values and torch's bf16/f16/e4m3fn/e5m2 conversions; `convert.json` describes the value groups |
 | `schedulers/` | `scripts/goldens/scheduler_goldens.py` | diffusers UniPC / DPM++ 2M / FlowMatch Euler and LightX2V step-distill runs on a [1,4,2,3,5] latent: timesteps, σ, every model output and sample; `schedulers.json` lists the cases |
 | `video/` | `scripts/goldens/video_goldens.py` | diffusers' [-1, 1] video → uint8 conversions (`postprocess_video` pil rounding, `export_to_video` truncation) |
+| `tokenizer/` | `scripts/goldens/tokenizer_goldens.py` | tiny trained SentencePiece Unigram models (`spiece.model`), their `tokenizer.json` conversions, and `cases.json`: ids from `tokenizers` and `sentencepiece` for ~220 strings |
 
 Tap semantics (what each `tap.*` tensor is) are in each case's `manifest.json` (`tensors[].description`).
 """
@@ -67,6 +68,13 @@ def write() -> None:
             lines.append("diffusers `WanTransformer3DModel` config (`save_config`).")
         elif p.name == "real_wan21_keys.json":
             lines.append("Tensor names and shapes of the full-size Wan2.1 VAE in the diffusers and original layouts (no values).")
+        elif r.startswith("tokenizer/"):
+            lines.append({
+                "spiece.model": "SentencePiece ModelProto trained by `sentencepiece` on the generator's synthetic corpus.",
+                "tokenizer.json": "HF tokenizers file converted from the SentencePiece model (see scripts/goldens/README.md).",
+                "tokenizer_config.json": "transformers' T5Tokenizer config written beside tokenizer.json.",
+                "cases.json": "Input strings and, per model, the reference ids (plain, padded to 16 and 512) and decodes.",
+            }.get(p.name, "Tokenizer fixture."))
         elif p.suffix == ".json":
             lines.append("Description of the entries in the neighbouring safetensors file.")
         lines.append("")

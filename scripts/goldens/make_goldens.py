@@ -3,6 +3,7 @@
 
     /opt/refenv/bin/python scripts/goldens/make_goldens.py [--only FAMILY]
     /opt/refenv/bin/python scripts/goldens/make_goldens.py [--only dit|ops|convert|schedulers|video]
+    /opt/refenv/bin/python scripts/goldens/make_goldens.py [--only dit|ops|convert|tokenizer]
 
 Expected values come from the pinned reference stack (diffusers 0.42.1,
 torch 2.15.x) on CPU in float32 (plus a few bf16 op results). See README.md.
@@ -22,7 +23,7 @@ from _common import FIXTURES, check_versions, rel, set_determinism  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["dit", "ops", "convert", "vae", "umt5", "schedulers", "video"], help="generate only one fixture family")
+    ap.add_argument("--only", choices=["dit", "ops", "convert", "vae", "umt5", "schedulers", "video", "tokenizer"], help="generate only one fixture family")
     args = ap.parse_args()
 
     versions = check_versions()
@@ -55,6 +56,9 @@ def main() -> int:
     if args.only in (None, "video"):
         import video_goldens
         lines += video_goldens.run(versions)
+    if args.only in (None, "tokenizer"):
+        import tokenizer_goldens
+        lines += tokenizer_goldens.run(versions)
 
     import fixtures_readme
 
