@@ -37,6 +37,7 @@ public struct RuntimeOptions: Sendable {
             kernelCacheDirectory = nil
         }
         maxDeviceMemory = environment["KINEMA_MAX_VRAM"].flatMap(RuntimeOptions.parseBytes)
+        executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
     }
 }
 
@@ -52,6 +53,5 @@ extension RuntimeOptions {
             return Int(value * scale)
         }
         return Int(trimmed).flatMap { $0 >= 0 ? $0 : nil }
-        executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
     }
 }
