@@ -161,20 +161,13 @@ public struct WeightScope {
     public func contains(_ name: String) -> Bool { store.contains(key(name)) }
 }
 
-/// Deterministic pseudo-random values in [-0.05, 0.05) (SplitMix64), never all zeros.
+/// Deterministic pseudo-random values in [-0.05, 0.05), never all zeros (for synthetic benchmark weights).
 public struct SyntheticWeights {
-    var state: UInt64
+    var generator: SplitMix64
 
-    public init(seed: UInt64) { state = seed &+ 0x9E37_79B9_7F4A_7C15 }
+    public init(seed: UInt64) { generator = SplitMix64(seed: seed &+ 0x9E37_79B9_7F4A_7C15) }
 
-    public mutating func next() -> Float {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return (Float(z >> 40) / Float(1 << 24) - 0.5) * 0.1
-    }
+    public mutating func next() -> Float { (generator.unitFloat() - 0.5) * 0.1 }
 
     public mutating func tensor(shape: [Int], dtype: DType) throws -> Tensor {
         let count = shape.reduce(1, *)

@@ -9,6 +9,9 @@ import KinemaNN
 
 public enum ModelComponent: String, CaseIterable, Sendable {
     case transformer
+    case textEncoder = "text_encoder"
+    case vaeDecoder = "vae_decoder"
+    case vaeEncoder = "vae_encoder"
 }
 
 public struct ComponentForwardRequest {
@@ -41,6 +44,12 @@ public enum ComponentForward {
         switch component {
         case .transformer:
             return (["hidden_states", "timestep", "encoder_hidden_states"], ["encoder_hidden_states_image"], ["sample"])
+        case .textEncoder:
+            return (["input_ids"], ["attention_mask"], ["last_hidden_state"])
+        case .vaeDecoder:
+            return (["latents"], [], ["sample"])
+        case .vaeEncoder:
+            return (["sample"], [], ["latents"])
         }
     }
 
@@ -68,12 +77,54 @@ public enum ComponentForward {
                 text: try inputs.tensor("encoder_hidden_states"),
                 image: inputs.info("encoder_hidden_states_image") != nil ? try inputs.tensor("encoder_hidden_states_image") : nil)
             let sample = try backend.download(try model.forward(modelInputs))
-            let done = clock.now
-            try SafeTensors.write(["sample": sample], metadata: ["producer": "kinema forward"], to: request.outputPath)
-            return ComponentForwardReport(
-                loadSeconds: seconds(loaded - loadStart), forwardSeconds: seconds(done - loaded),
-                outputs: [TensorInfo(name: "sample", dtype: sample.dtype, shape: sample.shape)])
+            return try finish("sample", sample, loadSeconds: seconds(loaded - loadStart), forwardSeconds: seconds(clock.now - loaded), request)
+        case .textEncoder:
+            let loadStart = clock.now
+            let encoder: UMT5Encoder
+            if let folder = try? WanModelFolder.locate(request.modelPath) {
+                encoder = try folder.loadTextEncoder(backend: backend, precision: request.precision)
+            } else {
+                encoder = try UMT5Encoder.load(
+                    from: try Checkpoints.open(request.modelPath), configJSON: try siblingConfig(request.modelPath), backend: backend,
+                    precision: request.precision)
+            }
+            let loaded = clock.now
+            let mask = inputs.info("attention_mask") != nil ? try inputs.tensor("attention_mask") : nil
+            let hidden = try backend.download(try encoder.forward(ids: try inputs.tensor("input_ids"), mask: mask))
+            return try finish("last_hidden_state", hidden, loadSeconds: seconds(loaded - loadStart), forwardSeconds: seconds(clock.now - loaded), request)
+        case .vaeDecoder, .vaeEncoder:
+            let loadStart = clock.now
+            let vae: WanVAE
+            if let folder = try? WanModelFolder.locate(request.modelPath) {
+                vae = try folder.loadVAE(backend: backend, precision: request.precision)
+            } else {
+                vae = try WanVAE.load(
+                    from: try Checkpoints.open(request.modelPath), configJSON: try siblingConfig(request.modelPath), backend: backend,
+                    precision: request.precision)
+            }
+            let loaded = clock.now
+            if request.component == .vaeDecoder {
+                let video = try backend.download(try vae.decode(try backend.upload(try inputs.tensor("latents"))))
+                return try finish("sample", video, loadSeconds: seconds(loaded - loadStart), forwardSeconds: seconds(clock.now - loaded), request)
+            }
+            let latents = try backend.download(try vae.encode(try backend.upload(try inputs.tensor("sample"))))
+            return try finish("latents", latents, loadSeconds: seconds(loaded - loadStart), forwardSeconds: seconds(clock.now - loaded), request)
         }
+    }
+
+    private static func finish(
+        _ name: String, _ tensor: Tensor, loadSeconds: Double, forwardSeconds: Double, _ request: ComponentForwardRequest
+    ) throws -> ComponentForwardReport {
+        try SafeTensors.write([name: tensor], metadata: ["producer": "kinema forward"], to: request.outputPath)
+        return ComponentForwardReport(
+            loadSeconds: loadSeconds, forwardSeconds: forwardSeconds, outputs: [TensorInfo(name: name, dtype: tensor.dtype, shape: tensor.shape)])
+    }
+
+    /// config.json inside a component folder, or beside a component file.
+    private static func siblingConfig(_ path: String) throws -> (data: Data, origin: String)? {
+        let folder = ModelFiles.exists(path, directory: true) ? path : (path as NSString).deletingLastPathComponent
+        let candidate = folder + "/config.json"
+        return ModelFiles.exists(candidate, directory: false) ? try WanModelFolder.json(candidate) : nil
     }
 
     static func seconds(_ duration: Duration) -> Double {

@@ -8,8 +8,12 @@ struct Forward: ParsableCommand {
         abstract: "Run one model component on tensors from a safetensors file and write its outputs.",
         discussion: """
             Tensor names follow diffusers' argument names.
-              transformer: hidden_states [B, C, F, H, W], timestep [B], encoder_hidden_states [B, L, 4096],
-                           optional encoder_hidden_states_image [B, 257, 1280] → sample [B, 16, F, H, W]
+              transformer:  hidden_states [B, C, F, H, W], timestep [B], encoder_hidden_states [B, L, 4096],
+                            optional encoder_hidden_states_image [B, 257, 1280] → sample [B, 16, F, H, W]
+              text_encoder: input_ids [B, L], optional attention_mask [B, L] → last_hidden_state [B, L, 4096]
+              vae_decoder:  latents [B, 16, T, h, w] (normalized, as the DiT produces them) → sample [B, 3, 4(T−1)+1, 8h, 8w]
+              vae_encoder:  sample [B, 3, F, H, W] in [-1, 1] → latents (normalized μ)
+            --model may be a pipeline folder (the component is found inside it) or the component's own folder or file.
             """)
 
     @Option(help: "Model folder, pipeline folder or single .safetensors file.")

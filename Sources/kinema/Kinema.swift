@@ -18,7 +18,7 @@ struct Kinema: ParsableCommand {
             KINEMA_DEBUG (0–3). See docs/env-vars.md.
             """,
         version: KinemaVersion.string,
-        subcommands: [Inspect.self, Forward.self, Bench.self, Doctor.self])
+        subcommands: [Generate.self, Inspect.self, Forward.self, Bench.self, Doctor.self])
 }
 
 enum KinemaVersion {

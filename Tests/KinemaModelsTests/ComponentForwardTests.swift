@@ -30,6 +30,28 @@ final class ComponentForwardTests: XCTestCase {
         }
     }
 
+    func testTextEncoderAndVAEDecoderComponents() throws {
+        // umT5: the io fixture doubles as the inputs file (input_ids, attention_mask).
+        let output = temporaryPath("hidden.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        var request = request(model: Fixtures.path("umt5/transformers"), inputs: Fixtures.path("umt5/io.safetensors"), output: output)
+        request.component = .textEncoder
+        _ = try ComponentForward.run(request)
+        assertClose(
+            try SafeTensors.open(output).tensor("last_hidden_state"), try Fixtures.open("umt5/io.safetensors").tensor("last_hidden_state"),
+            relL2: Tolerances.goldenF32RelL2, "text_encoder")
+
+        // VAE decoder on normalized latents, as the DiT produces them.
+        let io = try Fixtures.open("wan_vae/io.safetensors")
+        let inputs = temporaryPath("latents.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: inputs) }
+        try SafeTensors.write(["latents": try io.tensor("v9.dec.latents")], to: inputs)
+        var decode = self.request(model: Fixtures.path("wan_vae/diffusers"), inputs: inputs, output: output)
+        decode.component = .vaeDecoder
+        _ = try ComponentForward.run(decode)
+        assertClose(try SafeTensors.open(output).tensor("sample"), try io.tensor("v9.sample"), relL2: Tolerances.goldenF32RelL2, "vae_decoder")
+    }
+
     func testMissingInputIsNamed() throws {
         let inputs = temporaryPath("inputs.safetensors")
         defer { try? FileManager.default.removeItem(atPath: inputs) }
