@@ -4,7 +4,6 @@
     /opt/refenv/bin/python scripts/goldens/make_goldens.py [--only FAMILY]
     /opt/refenv/bin/python scripts/goldens/make_goldens.py [--only dit|ops|convert|schedulers|video]
     /opt/refenv/bin/python scripts/goldens/make_goldens.py [--only dit|ops|convert|tokenizer]
-    (families: dit ops convert vae umt5 schedulers video tokenizer pipeline)
 
 Expected values come from the pinned reference stack (diffusers 0.42.1,
 torch 2.15.x) on CPU in float32 (plus a few bf16 op results). See README.md.
