@@ -24,6 +24,7 @@ Every expected value was computed by the pinned reference stack (diffusers
 | `convert/` | `scripts/goldens/convert_goldens.py` | f32 edge values and torch's bf16/f16/e4m3fn/e5m2 conversions; `convert.json` describes the value groups |
 | `schedulers/` | `scripts/goldens/scheduler_goldens.py` | diffusers UniPC / DPM++ 2M / FlowMatch Euler and LightX2V step-distill runs on a [1,4,2,3,5] latent: timesteps, σ, every model output and sample; `schedulers.json` lists the cases |
 | `video/` | `scripts/goldens/video_goldens.py` | diffusers' [-1, 1] video → uint8 conversions (`postprocess_video` pil rounding, `export_to_video` truncation) |
+| `wan_pipeline/` | `scripts/goldens/pipeline_goldens.py` | a complete tiny `WanPipeline` (tokenizer, umT5, DiT, VAE, UniPC) in diffusers (`save_pretrained`) and original-Wan folder layouts; `io.safetensors`: three end-to-end text-to-video runs (ids, prompt embeddings, per-step model outputs and latents, final latents, float video, uint8 frames); `cases.json` |
 | `tokenizer/` | `scripts/goldens/tokenizer_goldens.py` | tiny trained SentencePiece Unigram models (`spiece.model`), their `tokenizer.json` conversions, and `cases.json`: ids from `tokenizers` and `sentencepiece` for ~220 strings |
 
 Tap semantics (what each `tap.*` tensor is) are in each case's `manifest.json` (`tensors[].description`).
@@ -38,6 +39,18 @@ def _safetensors_index(path):
     return header
 
 
+def _pipeline_file(r: str) -> str:
+    if r.endswith("cases.json"):
+        return "Configs, seeds, checks, tensor meanings, and per case the prompt, sampler, sizes and tensor list."
+    if "/tokenizer/" in r or "/google/umt5-xxl/" in r:
+        return "Tokenizer file (the `tokenizer/plain` SentencePiece model as a T5Tokenizer folder)."
+    if r.endswith(".pth"):
+        return "torch.save OrderedDict of BF16 weights under original Wan names."
+    if r.endswith(".safetensors"):
+        return "BF16 weights (bf16-representable values; the reference ran them in float32)."
+    return "Component / pipeline config as written by the reference library (or Wan's `config.json` format under `wan/`)."
+
+
 def write() -> None:
     lines = [HEADER, "## Files", ""]
     for p in sorted(FIXTURES.rglob("*")):
@@ -46,7 +59,9 @@ def write() -> None:
         r = p.relative_to(FIXTURES).as_posix()
         lines.append(f"### `{r}` ({p.stat().st_size:,} bytes)")
         lines.append("")
-        if p.suffix == ".safetensors":
+        if r.startswith("wan_pipeline/") and p.name != "io.safetensors":
+            lines.append(_pipeline_file(r))
+        elif p.suffix == ".safetensors":
             idx = _safetensors_index(p)
             if "diffusion_pytorch_model" in p.name or p.name == "Wan2.1_VAE.safetensors":
                 dts = sorted({v["dtype"] for v in idx.values()})
