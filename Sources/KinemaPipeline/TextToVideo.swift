@@ -82,9 +82,10 @@ public final class TextToVideoPipeline {
             vae: try folder.loadVAE(backend: backend, precision: precision), backend: backend)
     }
 
-    /// umT5 embedding of a prompt, padded to `textLength` tokens with zeros: [1, 512, D] f32 on the device.
+    /// umT5 embedding of a prompt (cleaned as WanPipeline does), padded to `textLength` tokens with zeros:
+    /// [1, 512, D] f32 on the device.
     public func encode(prompt: String) throws -> Tensor {
-        let (ids, mask) = try tokenizer.encode(prompt, maxLength: textLength)
+        let (ids, mask) = try tokenizer.encode(WanPrompts.clean(prompt), maxLength: textLength)
         return try backend.upload(try textEncoder.encodePrompt(ids: ids, mask: mask))
     }
 
