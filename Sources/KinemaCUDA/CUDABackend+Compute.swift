@@ -115,12 +115,31 @@ extension CUDABackend {
 
     // MARK: - Matrix ops
 
-    /// out[batch] = a[batch] · b[batch] for 3-D operand views (batch, rows, cols) with any strides.
+    /// out[batch] = a[batch] · b[batch] for 3-D operand views (batch, rows, cols) with any strides: cuBLASLt
+    /// when the operands suit it (same float dtype, unit inner stride), else the built-in tiled kernel.
     private func batchedGemm(_ a: Tensor, _ b: Tensor, bias: Tensor?, outType: DType) throws -> Tensor {
         let (batch, m, k, n) = (a.shape[0], a.shape[1], a.shape[2], b.shape[2])
         let out = try empty([batch, m, n], outType)
         guard batch > 0, m > 0, n > 0 else { return out }
         guard k > 0 else { return try zeros([batch, m, n], dtype: outType) }
+        if case .success(let blas) = context.blasLt, a.dtype == b.dtype, outType == a.dtype, a.strides[2] == 1 || k == 1,
+            a.strides[1] >= k || m == 1
+        {
+            // B either row-major [K, N] or a transposed view of a row-major [N, K] matrix (a Linear weight).
+            let transposed = b.strides[1] == 1 && b.strides[2] >= k && n > 1
+            let rowMajor = b.strides[2] == 1 && (b.strides[1] >= n || k == 1)
+            if transposed || rowMajor {
+                let useTransposed = transposed && !rowMajor
+                try context.makeCurrent()
+                try blas.gemm(
+                    a: .init(address: address(a), dtype: a.dtype, rowStride: max(a.strides[1], k), batchStride: a.strides[0]),
+                    b: .init(address: address(b), dtype: b.dtype, rowStride: useTransposed ? b.strides[2] : max(b.strides[1], n), batchStride: b.strides[0]),
+                    d: .init(address: address(out), dtype: outType, rowStride: n, batchStride: m * n),
+                    m: m, n: n, k: k, batch: batch, transposedB: useTransposed, stream: context.stream)
+                if let bias { try addBias(out, bias) }
+                return out
+            }
+        }
         try launch("kinema_gemm", MatrixKernels.gemm(a.dtype, b.dtype, out: outType), grid: ((n + 15) / 16, (m + 15) / 16, batch), block: (16, 16, 1)) { arguments in
             arguments.append(address(a))
             arguments.append(Int64(a.strides[0]))
@@ -137,6 +156,16 @@ extension CUDABackend {
             arguments.append(optionalAddress(bias))
         }
         return out
+    }
+
+    private func addBias(_ out: Tensor, _ bias: Tensor) throws {
+        let columns = out.shape[out.rank - 1]
+        try launchLinear("kinema_bias", ElementwiseKernels.unary(out.dtype), count: out.count) { arguments in
+            arguments.append(address(out))
+            arguments.append(address(bias))
+            arguments.append(Int64(out.count))
+            arguments.append(Int32(columns))
+        }
     }
 
     public func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor {

@@ -17,6 +17,8 @@ public final class CUDAContext: @unchecked Sendable {
     let stream: CUhandle?
     let allocator: CUDAAllocator
     private(set) lazy var kernels = KernelCache(context: self)
+    /// cuBLASLt, or why it is unavailable (then GEMMs use Kinema's own kernel).
+    private(set) lazy var blasLt: Result<CUBLASLt, any Error> = Result { try CUBLASLt(context: self) }
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var contexts: [Int: CUDAContext] = [:]
@@ -93,6 +95,14 @@ public final class CUDAContext: @unchecked Sendable {
         switch kernels.nvrtc {
         case .success(let api): return "\(api.version) (\(api.library.path))"
         case .failure(let error): return "not available: \(error)"
+        }
+    }
+
+    /// cuBLASLt's version and library path, or why it could not be loaded.
+    public var cublasLtDescription: String {
+        switch blasLt {
+        case .success(let api): return "\(api.version) (\(api.path))"
+        case .failure(let error): return "not available (GEMMs use the built-in kernel): \(error)"
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import KinemaCUDA
 import KinemaCore
 import KinemaModels
 import KinemaNN
@@ -36,6 +37,8 @@ public struct DiTBenchmarkReport: Codable {
     /// Matmul + attention FLOPs of one forward (2 per multiply-add).
     public var flops: Double
     public var achievedGFLOPS: Double
+    /// Peak bytes held by Kinema's device allocator (GPU runs only).
+    public var peakDeviceBytes: Int?
 }
 
 public enum DiTBenchmark {
@@ -81,6 +84,6 @@ public enum DiTBenchmark {
         let work = flops(c, tokens: tokens, textTokens: request.textTokens, imageTokens: image == nil ? 0 : 257)
         return DiTBenchmarkReport(
             tokens: tokens, loadSeconds: loadSeconds, stepSeconds: times, medianSeconds: median, flops: work,
-            achievedGFLOPS: work / median / 1e9)
+            achievedGFLOPS: work / median / 1e9, peakDeviceBytes: (backend as? CUDABackend)?.context.memoryUse.peak)
     }
 }

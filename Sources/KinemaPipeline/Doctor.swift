@@ -42,6 +42,7 @@ public enum Doctor {
         facts.append(("GPU", "\(context.name) (cuda:\(ordinal)), compute capability \(context.computeCapability.major).\(context.computeCapability.minor), \(context.multiprocessors) SMs, \(context.totalMemory >> 20) MiB"))
         facts.append(("CUDA driver", "\(context.driverVersion / 1000).\(context.driverVersion % 1000 / 10) (\(context.driverLibraryPath))"))
         facts.append(("NVRTC", context.nvrtcDescription))
+        facts.append(("cuBLASLt", context.cublasLtDescription))
         facts.append(("kernel target", context.architecture))
         facts.append(("kernel cache", RuntimeOptions.current.kernelCacheDirectory ?? "off"))
 

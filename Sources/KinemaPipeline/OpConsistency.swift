@@ -86,6 +86,12 @@ enum OpConsistency {
             cases.append(Case(name: "linear [5,17,96]·[131,96]ᵀ+b \(tag)", tolerance: tol) { b in
                 try b.linear(try b.upload(activations), weight: try b.upload(w), bias: try b.upload(wb))
             })
+            let wide = try random([300, 1536], seed: 24, scale: 0.1, dtype: dtype)
+            let ffn = try random([8960, 1536], seed: 25, scale: 0.05, dtype: dtype)
+            let ffnBias = try random([8960], seed: 26)
+            cases.append(Case(name: "linear Wan FFN [300,1536]·[8960,1536]ᵀ+b \(tag)", tolerance: tol) { b in
+                try b.linear(try b.upload(wide), weight: try b.upload(ffn), bias: try b.upload(ffnBias))
+            })
             // Attention on [B, L, H, D] memory viewed as [B, H, L, D], odd lengths, D = 128.
             let q = try random([2, 37, 3, 128], seed: 17, scale: 0.1, dtype: dtype)
             let k = try random([2, 53, 3, 128], seed: 18, scale: 0.1, dtype: dtype)

@@ -45,6 +45,7 @@ struct Bench: ParsableCommand {
             print(String(format: "  build (synthetic weights): %.2f s", report.loadSeconds))
             print("  steps: " + report.stepSeconds.map { String(format: "%.3f s", $0) }.joined(separator: ", "))
             print(String(format: "  median: %.3f s/forward, %.1f GFLOP/s (%.3g FLOP)", report.medianSeconds, report.achievedGFLOPS, report.flops))
+            if let peak = report.peakDeviceBytes { print("  peak device memory (Kinema allocator): \(formatBytes(peak))") }
             if let json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -20,9 +20,18 @@ doctor_rc=$?
     --warmup 1 --iterations 3 --json "$OUT/bench-1.3b-cuda.json" > "$OUT/bench.log" 2>&1
 bench_rc=$?
 
+for precision in f32 bf16; do
+    ./.device/kinema generate --model Tests/Fixtures/wan_pipeline/diffusers --prompt "a red circle moving right" \
+        --frames 9 --height 32 --width 32 --steps 4 --seed 1 --device cuda --precision $precision \
+        --output "$OUT/tiny-$precision.gif" > "$OUT/generate-$precision.log" 2>&1
+    echo "generate $precision rc $?" >> "$OUT/generate.txt"
+done
+
 echo "== doctor (rc $doctor_rc)"
-grep -E "^(GPU|CUDA|NVRTC|kernel)" "$OUT/doctor.log"
+grep -E "^(GPU|CUDA|NVRTC|cuBLASLt|kernel)" "$OUT/doctor.log"
 grep -E "FAIL|passed, " "$OUT/doctor.log"
+echo "== generate (tiny model on the GPU)"
+cat "$OUT/generate.txt"; tail -n 2 "$OUT/generate-bf16.log"
 echo "== bench (rc $bench_rc)"
 tail -4 "$OUT/bench.log"
 

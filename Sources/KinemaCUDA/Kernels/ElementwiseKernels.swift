@@ -79,6 +79,11 @@ enum ElementwiseKernels {
             for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
                 T_ST(out, i, apply_unary(op, T_LD(in, offset_of(L, i))));
         }
+        // out[row, j] += bias[j] for a contiguous [rows, N] output (the GEMM epilogue, for now a pass of its own).
+        extern "C" __global__ void kinema_bias(T_T* out, const float* bias, long long n, int N) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+                T_ST(out, i, T_LD(out, i) + bias[i % N]);
+        }
         extern "C" __global__ void kinema_affine(const T_T* in, Layout L, T_T* out, long long n, float scale, float shift) {
             for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
                 T_ST(out, i, T_LD(in, offset_of(L, i)) * scale + shift);

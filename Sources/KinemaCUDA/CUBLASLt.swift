@@ -1,0 +1,156 @@
+import Foundation
+import KinemaCore
+
+// cuBLASLt GEMMs, resolved from libcublasLt at run time. Kinema's tensors are row-major; cuBLAS is
+// column-major, so D[M,N] = A[M,K]·op(B) is computed as Dᵀ[N,M] = op(B)ᵀ·Aᵀ: a row-major matrix with row
+// stride ld is the column-major transpose with the same ld. Plans (descriptors and the heuristic's
+// algorithm) are cached per shape.
+
+final class CUBLASLt: @unchecked Sendable {
+    typealias Handle = OpaquePointer
+    private let library: LoadedLibrary
+    private let create: @convention(c) (UnsafeMutablePointer<Handle?>) -> Int32
+    private let descCreate: @convention(c) (UnsafeMutablePointer<Handle?>, Int32, Int32) -> Int32
+    private let descSet: @convention(c) (Handle?, Int32, UnsafeRawPointer, Int) -> Int32
+    private let layoutCreate: @convention(c) (UnsafeMutablePointer<Handle?>, Int32, UInt64, UInt64, Int64) -> Int32
+    private let layoutSet: @convention(c) (Handle?, Int32, UnsafeRawPointer, Int) -> Int32
+    private let preferenceCreate: @convention(c) (UnsafeMutablePointer<Handle?>) -> Int32
+    private let preferenceSet: @convention(c) (Handle?, Int32, UnsafeRawPointer, Int) -> Int32
+    private let heuristic: @convention(c) (
+        Handle?, Handle?, Handle?, Handle?, Handle?, Handle?, Handle?, Int32, UnsafeMutableRawPointer, UnsafeMutablePointer<Int32>
+    ) -> Int32
+    private let matmulCall: @convention(c) (
+        Handle?, Handle?, UnsafeRawPointer, UInt64, Handle?, UInt64, Handle?, UnsafeRawPointer, UInt64, Handle?, UInt64, Handle?,
+        UnsafeRawPointer?, UInt64, Int, CUhandle?
+    ) -> Int32
+    let version: Int
+    private var handle: Handle?
+    private let workspace: Storage
+    private let workspaceBytes = 32 << 20
+    private let lock = NSLock()
+    private var plans: [PlanKey: Plan] = [:]
+
+    /// cudaDataType codes.
+    static func dataType(_ dtype: DType) -> Int32? {
+        switch dtype {
+        case .f32: return 0  // CUDA_R_32F
+        case .f16: return 2  // CUDA_R_16F
+        case .bf16: return 14  // CUDA_R_16BF
+        default: return nil
+        }
+    }
+
+    var path: String { library.path }
+
+    init(context: CUDAContext) throws {
+        let lib = try CUDALibraries.open(["libcublasLt.so.13", "libcublasLt.so.12", "libcublasLt.so"])
+        library = lib
+        create = try lib.function("cublasLtCreate")
+        descCreate = try lib.function("cublasLtMatmulDescCreate")
+        descSet = try lib.function("cublasLtMatmulDescSetAttribute")
+        layoutCreate = try lib.function("cublasLtMatrixLayoutCreate")
+        layoutSet = try lib.function("cublasLtMatrixLayoutSetAttribute")
+        preferenceCreate = try lib.function("cublasLtMatmulPreferenceCreate")
+        preferenceSet = try lib.function("cublasLtMatmulPreferenceSetAttribute")
+        heuristic = try lib.function("cublasLtMatmulAlgoGetHeuristic")
+        matmulCall = try lib.function("cublasLtMatmul")
+        let getVersion: (@convention(c) () -> Int)? = lib.optionalFunction("cublasLtGetVersion")
+        version = getVersion?() ?? 0
+        try context.makeCurrent()
+        workspace = try context.allocator.allocate(workspaceBytes)
+        try check(create(&handle), "cublasLtCreate")
+    }
+
+    private func check(_ status: Int32, _ call: String) throws {
+        guard status == 0 else { throw KinemaError.unsupported("cuBLASLt \(call) failed with status \(status)") }
+    }
+
+    /// A row-major operand: element (r, c) of batch b at base + b·batchStride + r·rowStride + c.
+    struct Operand {
+        var address: CUdeviceptr
+        var dtype: DType
+        var rowStride: Int
+        var batchStride: Int
+    }
+
+    struct PlanKey: Hashable {
+        var m, n, k, batch: Int
+        var a, b, d: DType
+        var lda, ldb, ldd: Int
+        var strideA, strideB, strideD: Int
+        var transposedB: Bool
+    }
+
+    struct Plan {
+        var operation: Handle?
+        var layoutA: Handle?  // cuBLAS "A" = our B
+        var layoutB: Handle?  // cuBLAS "B" = our A
+        var layoutD: Handle?
+        var algorithm: [UInt8]  // cublasLtMatmulHeuristicResult_t (96 bytes); the algo is its first 64
+    }
+
+    /// D[batch, M, N] = A[batch, M, K] · B, where B is [K, N] (`transposedB` false) or the transpose of a
+    /// [N, K] matrix (true, e.g. a Linear weight). Compute in f32. Throws if cuBLASLt has no algorithm.
+    func gemm(
+        a: Operand, b: Operand, d: Operand, m: Int, n: Int, k: Int, batch: Int, transposedB: Bool, stream: CUhandle?
+    ) throws {
+        let key = PlanKey(
+            m: m, n: n, k: k, batch: batch, a: a.dtype, b: b.dtype, d: d.dtype, lda: a.rowStride, ldb: b.rowStride,
+            ldd: d.rowStride, strideA: a.batchStride, strideB: b.batchStride, strideD: d.batchStride, transposedB: transposedB)
+        let plan = try lock.withLock { () throws -> Plan in
+            if let cached = plans[key] { return cached }
+            let made = try makePlan(key)
+            plans[key] = made
+            return made
+        }
+        var alpha: Float = 1
+        var beta: Float = 0
+        let status = plan.algorithm.withUnsafeBytes { algo in
+            matmulCall(
+                handle, plan.operation, &alpha, b.address, plan.layoutA, a.address, plan.layoutB, &beta, d.address, plan.layoutD,
+                d.address, plan.layoutD, algo.baseAddress, CUDAContext.address(workspace), workspaceBytes, stream)
+        }
+        try check(status, "cublasLtMatmul (M \(m), N \(n), K \(k), batch \(batch))")
+    }
+
+    private func makePlan(_ key: PlanKey) throws -> Plan {
+        guard let typeA = CUBLASLt.dataType(key.b), let typeB = CUBLASLt.dataType(key.a), let typeD = CUBLASLt.dataType(key.d) else {
+            throw KinemaError.unsupported("cuBLASLt: unsupported dtypes \(key.a), \(key.b) → \(key.d)")
+        }
+        var plan = Plan(operation: nil, layoutA: nil, layoutB: nil, layoutD: nil, algorithm: [UInt8](repeating: 0, count: 96))
+        try check(descCreate(&plan.operation, 68, 0), "cublasLtMatmulDescCreate")  // CUBLAS_COMPUTE_32F, f32 scale
+        var transA: Int32 = key.transposedB ? 1 : 0
+        var transB: Int32 = 0
+        try check(descSet(plan.operation, 3, &transA, 4), "TRANSA")
+        try check(descSet(plan.operation, 4, &transB, 4), "TRANSB")
+        // cuBLAS A = op(our B)ᵀ: column-major [N, K] (ld = row stride of B [K, N]) or, transposed, [K, N].
+        if key.transposedB {
+            try check(layoutCreate(&plan.layoutA, typeA, UInt64(key.k), UInt64(key.n), Int64(key.ldb)), "layout A")
+        } else {
+            try check(layoutCreate(&plan.layoutA, typeA, UInt64(key.n), UInt64(key.k), Int64(key.ldb)), "layout A")
+        }
+        try check(layoutCreate(&plan.layoutB, typeB, UInt64(key.k), UInt64(key.m), Int64(key.lda)), "layout B")
+        try check(layoutCreate(&plan.layoutD, typeD, UInt64(key.n), UInt64(key.m), Int64(key.ldd)), "layout D")
+        if key.batch > 1 {
+            var count = Int32(key.batch)
+            for (layout, stride) in [(plan.layoutA, key.strideB), (plan.layoutB, key.strideA), (plan.layoutD, key.strideD)] {
+                var batchStride = Int64(stride)
+                try check(layoutSet(layout, 5, &count, 4), "BATCH_COUNT")
+                try check(layoutSet(layout, 6, &batchStride, 8), "STRIDED_BATCH_OFFSET")
+            }
+        }
+        var preference: Handle?
+        try check(preferenceCreate(&preference), "cublasLtMatmulPreferenceCreate")
+        var limit = UInt64(workspaceBytes)
+        try check(preferenceSet(preference, 1, &limit, 8), "MAX_WORKSPACE_BYTES")
+        var found: Int32 = 0
+        let status = plan.algorithm.withUnsafeMutableBytes { result -> Int32 in
+            guard let base = result.baseAddress else { return -1 }
+            return heuristic(handle, plan.operation, plan.layoutA, plan.layoutB, plan.layoutD, plan.layoutD, preference, 1, base, &found)
+        }
+        guard status == 0, found > 0 else {
+            throw KinemaError.unsupported("cuBLASLt has no algorithm for M \(key.m) N \(key.n) K \(key.k) \(key.a)·\(key.b) (status \(status))")
+        }
+        return plan
+    }
+}
