@@ -3,27 +3,21 @@ import XCTest
 
 // Deterministic test data and comparison helpers for the CPU op tests.
 
-/// SplitMix64: a tiny seeded generator so every test sees the same numbers on every machine.
-struct SeededNumbers {
-    private var state: UInt64
+/// Seeded numbers for the op tests (KinemaCore's SplitMix64), the same on every machine.
+typealias SeededNumbers = SplitMix64
 
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
     /// Uniform in [-scale, scale).
-    mutating func float(scale: Float = 1) -> Float {
-        (Float(next() >> 40) / Float(1 << 24) * 2 - 1) * scale
-    }
+    mutating func float(scale: Float = 1) -> Float { (unitFloat() * 2 - 1) * scale }
 
     mutating func floats(_ count: Int, scale: Float = 1) -> [Float] {
         (0..<count).map { _ in float(scale: scale) }
+    }
+
+    mutating func uniform(_ low: Float, _ high: Float) -> Float { low + (high - low) * unitFloat() }
+
+    mutating func values(_ count: Int, _ low: Float, _ high: Float) -> [Float] {
+        (0..<count).map { _ in uniform(low, high) }
     }
 }
 

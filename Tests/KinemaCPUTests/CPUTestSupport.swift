@@ -4,29 +4,7 @@ import XCTest
 // Helpers for the CPU op tests: seeded values, tensors with awkward memory layouts but known logical
 // contents, and comparisons against the Double-precision "slow twins" each test writes for its op.
 
-/// SplitMix64: deterministic, so a failure reproduces exactly.
-struct SeededRandom {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    mutating func uniform(_ low: Float, _ high: Float) -> Float {
-        let unit = Float(next() >> 40) / Float(1 << 24)
-        return low + (high - low) * unit
-    }
-
-    mutating func values(_ count: Int, _ low: Float, _ high: Float) -> [Float] {
-        (0..<count).map { _ in uniform(low, high) }
-    }
-}
+typealias SeededRandom = SplitMix64
 
 /// How a test tensor's logical elements are laid out in memory.
 enum Layout: CaseIterable {

@@ -39,19 +39,8 @@ func rawSafeTensors(headerBytes: [UInt8], data: [UInt8] = [], lengthOverride: UI
     return withUnsafeBytes(of: length.littleEndian) { Array($0) } + headerBytes + data
 }
 
-/// SplitMix64: a tiny deterministic generator so fuzz positions are the same on every run.
-struct SplitMix64 {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
+extension SplitMix64 {
+    /// Uniform in 0..<bound (modulo bias is irrelevant for fuzz positions).
     mutating func below(_ bound: Int) -> Int { Int(next() % UInt64(max(bound, 1))) }
 }
 
