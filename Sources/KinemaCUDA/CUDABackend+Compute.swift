@@ -233,6 +233,27 @@ extension CUDABackend {
         let out = try empty([batch, heads, lq, dv], query.dtype)
         let rows = batch * heads * lq
         guard rows > 0, lk > 0 else { return out }
+        if query.dtype == .bf16, d == FlashAttentionKernel.headDim, dv == FlashAttentionKernel.headDim,
+            [q, k, v].allSatisfy({ t in t.strides.dropLast().allSatisfy { $0 % 2 == 0 } && address(t) % 4 == 0 }),
+            batch * heads <= 65535
+        {
+            // Tensor-core path: 32-bit loads need even strides and 4-byte aligned rows.
+            let grid = ((lq + FlashAttentionKernel.queriesPerBlock - 1) / FlashAttentionKernel.queriesPerBlock, batch * heads, 1)
+            try launch("kinema_flash_attention", FlashAttentionKernel.source, grid: grid, block: (128, 1, 1)) { arguments in
+                for t in [q, k, v] {
+                    arguments.append(address(t))
+                    arguments.append(Int64(t.strides[0]))
+                    arguments.append(Int64(t.strides[1]))
+                    arguments.append(Int64(t.strides[2]))
+                }
+                arguments.append(address(out))
+                arguments.append(Int32(heads))
+                arguments.append(Int32(lq))
+                arguments.append(Int32(lk))
+                arguments.append(scale * 1.4426950408889634)
+            }
+            return out
+        }
         let warpsPerBlock = 4
         try launch("kinema_attention", MatrixKernels.attention(query.dtype), grid: ((rows + warpsPerBlock - 1) / warpsPerBlock, 1, 1), block: (32 * warpsPerBlock, 1, 1)) { arguments in
             for t in [q, k, v] {

@@ -101,6 +101,14 @@ enum OpConsistency {
                     query: try b.upload(q).permuted([0, 2, 1, 3]), key: try b.upload(k).permuted([0, 2, 1, 3]),
                     value: try b.upload(v).permuted([0, 2, 1, 3]), scale: 1 / Float(128).squareRoot())
             })
+            let longQ = try random([1, 1000, 2, 128], seed: 27, scale: 0.2, dtype: dtype)
+            let longK = try random([1, 1037, 2, 128], seed: 28, scale: 0.2, dtype: dtype)
+            let longV = try random([1, 1037, 2, 128], seed: 29, dtype: dtype)
+            cases.append(Case(name: "attention Lq 1000 Lk 1037 D 128 strided \(tag)", tolerance: tol) { b in
+                try b.attention(
+                    query: try b.upload(longQ).permuted([0, 2, 1, 3]), key: try b.upload(longK).permuted([0, 2, 1, 3]),
+                    value: try b.upload(longV).permuted([0, 2, 1, 3]), scale: 1 / Float(128).squareRoot())
+            })
             let video = try random([1, 5, 3, 10, 14], seed: 20, dtype: dtype)
             let patch = try random([7, 5, 1, 2, 2], seed: 21, scale: 0.1, dtype: dtype)
             let cube = try random([4, 5, 3, 3, 3], seed: 22, scale: 0.1, dtype: dtype)

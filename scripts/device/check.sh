@@ -19,6 +19,10 @@ doctor_rc=$?
 ./.device/kinema bench --shape 1.3b --frames 4 --height 32 --width 32 --device cuda --precision bf16 \
     --warmup 1 --iterations 3 --json "$OUT/bench-1.3b-cuda.json" > "$OUT/bench.log" 2>&1
 bench_rc=$?
+# The 480×832×81 shape (32,760 tokens) that the diffusers baseline below runs.
+./.device/kinema bench --shape 1.3b --frames 21 --height 60 --width 104 --device cuda --precision bf16 \
+    --warmup 1 --iterations 3 --json "$OUT/bench-1.3b-480p-cuda.json" > "$OUT/bench-480p.log" 2>&1
+bench480_rc=$?
 
 for precision in f32 bf16; do
     ./.device/kinema generate --model Tests/Fixtures/wan_pipeline/diffusers --prompt "a red circle moving right" \
@@ -41,6 +45,8 @@ if ls .whl/*.whl >/dev/null 2>&1; then
         && export PYTHONPATH=/tmp/site
     python3 scripts/bench/diffusers_baseline.py --shape 1.3b --frames 21 --height 60 --width 104 --vae \
         --json "$OUT/diffusers-1.3b-480p.json" > "$OUT/diffusers.log" 2>&1
-    echo "== diffusers baseline (rc $?)"
+    echo "== bench 480p (rc $bench480_rc)"
+tail -4 "$OUT/bench-480p.log"
+echo "== diffusers baseline (rc $?)"
     grep -E '"(gpu|dit_forward_median_s|peak_memory_gib|vae_decode_median_s|vae_peak_memory_gib)"' "$OUT/diffusers.log"
 fi

@@ -1,0 +1,167 @@
+import KinemaCore
+
+// Flash attention on the tensor cores (mma.sync m16n8k16, bf16 in, f32 accumulate), head dim 128.
+// One warp owns 16 query rows; a block of 4 warps shares each 64-key tile of K and V in shared memory.
+// S = Q·Kᵀ is accumulated in the mma C layout, which is also the A layout P needs for P·V, so the
+// softmax probabilities never leave registers. Online softmax in the exp2 domain (scale folded with
+// log2 e). Keys past Lk are masked; query rows past Lq are computed on zeros and not stored.
+//
+// Fragment layout (PTX ISA, mma.m16n8k16, .bf16): lane = 4·g + t.
+//   A 16×16 row-major: a0 (g, 2t..2t+1) a1 (g+8, 2t..) a2 (g, 2t+8..) a3 (g+8, 2t+8..)
+//   B 16×8 (k × n):    b0 (k 2t..2t+1, n g)  b1 (k 2t+8..2t+9, n g)
+//   C 16×8 f32:        c0 c1 (g, 2t, 2t+1)   c2 c3 (g+8, 2t, 2t+1)
+// This is the first tensor-core version: no ldmatrix, no cp.async pipelining, no warp specialization.
+
+enum FlashAttentionKernel {
+    static let headDim = 128
+    static let queriesPerBlock = 64
+    static let keysPerTile = 64
+
+    static var source: String {
+        KernelPrelude.source + #"""
+
+        #define HD 128
+        #define BQ 64
+        #define BK 64
+        __device__ __forceinline__ unsigned int pack_bf16(float lo, float hi) {
+            unsigned int r;
+            asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+            return r;
+        }
+        __device__ __forceinline__ void mma_bf16(float* c, const unsigned int* a, unsigned int b0, unsigned int b1) {
+            asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+                         "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+        }
+
+        // q [B,H,Lq,128], k/v [B,H,Lk,128] bf16 with (b, h, l) strides, unit last stride; out [B,H,Lq,128].
+        // grid: (ceil(Lq / 64), B·H); block: 128 threads.
+        extern "C" __global__ void __launch_bounds__(128) kinema_flash_attention(
+                const unsigned short* q, long long qb, long long qh, long long ql,
+                const unsigned short* k, long long kb, long long kh, long long kl,
+                const unsigned short* v, long long vb, long long vh, long long vl,
+                unsigned short* out, int H, int Lq, int Lk, float scale_log2) {
+            __shared__ unsigned short Ks[BK][HD + 8];
+            __shared__ unsigned short Vs[BK][HD + 8];
+            const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+            const int g = lane >> 2, t = lane & 3;
+            const int bh = blockIdx.y, bz = bh / H, h = bh % H;
+            const int row0 = blockIdx.x * BQ + warp * 16;
+            const unsigned short* qbase = q + bz * qb + h * qh;
+            const unsigned short* kbase = k + bz * kb + h * kh;
+            const unsigned short* vbase = v + bz * vb + h * vh;
+
+            // Q fragments for this warp's 16 rows: 8 chunks of 16 dims × 4 registers.
+            unsigned int qa[8][4];
+            #pragma unroll
+            for (int c = 0; c < 8; ++c) {
+                #pragma unroll
+                for (int r = 0; r < 4; ++r) {
+                    int row = row0 + g + ((r & 1) ? 8 : 0);
+                    int col = c * 16 + 2 * t + ((r & 2) ? 8 : 0);
+                    unsigned int value = 0;
+                    if (row < Lq) value = *(const unsigned int*)(qbase + (long long)row * ql + col);
+                    qa[c][r] = value;
+                }
+            }
+            float o[16][4];
+            #pragma unroll
+            for (int n = 0; n < 16; ++n) { o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f; }
+            float m0 = -1e30f, m1 = -1e30f, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8
+
+            for (int key0 = 0; key0 < Lk; key0 += BK) {
+                __syncthreads();
+                // Cooperative tile load: 64 keys × 128 dims, 32-bit words, zero past Lk.
+                for (int i = threadIdx.x; i < BK * (HD / 2); i += blockDim.x) {
+                    int r = i / (HD / 2), c2 = (i % (HD / 2)) * 2;
+                    int key = key0 + r;
+                    unsigned int kw = 0, vw = 0;
+                    if (key < Lk) {
+                        kw = *(const unsigned int*)(kbase + (long long)key * kl + c2);
+                        vw = *(const unsigned int*)(vbase + (long long)key * vl + c2);
+                    }
+                    *(unsigned int*)&Ks[r][c2] = kw;
+                    *(unsigned int*)&Vs[r][c2] = vw;
+                }
+                __syncthreads();
+
+                // S = Q·Kᵀ for 16 rows × 64 keys: 8 n-tiles of 8 keys.
+                float s[8][4];
+                #pragma unroll
+                for (int n = 0; n < 8; ++n) {
+                    s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+                    #pragma unroll
+                    for (int c = 0; c < 8; ++c) {
+                        unsigned int b0 = *(const unsigned int*)&Ks[n * 8 + g][c * 16 + 2 * t];
+                        unsigned int b1 = *(const unsigned int*)&Ks[n * 8 + g][c * 16 + 2 * t + 8];
+                        mma_bf16(s[n], qa[c], b0, b1);
+                    }
+                }
+                // Online softmax: mask, row max over the 4 lanes of a group, rescale, exponentiate.
+                float tileMax0 = -1e30f, tileMax1 = -1e30f;
+                #pragma unroll
+                for (int n = 0; n < 8; ++n) {
+                    #pragma unroll
+                    for (int j = 0; j < 4; ++j) {
+                        int key = key0 + n * 8 + 2 * t + (j & 1);
+                        float value = key < Lk ? s[n][j] * scale_log2 : -1e30f;
+                        s[n][j] = value;
+                        if (j < 2) tileMax0 = fmaxf(tileMax0, value); else tileMax1 = fmaxf(tileMax1, value);
+                    }
+                }
+                tileMax0 = fmaxf(tileMax0, __shfl_xor_sync(0xffffffffu, tileMax0, 1));
+                tileMax0 = fmaxf(tileMax0, __shfl_xor_sync(0xffffffffu, tileMax0, 2));
+                tileMax1 = fmaxf(tileMax1, __shfl_xor_sync(0xffffffffu, tileMax1, 1));
+                tileMax1 = fmaxf(tileMax1, __shfl_xor_sync(0xffffffffu, tileMax1, 2));
+                float new0 = fmaxf(m0, tileMax0), new1 = fmaxf(m1, tileMax1);
+                float c0 = exp2f(m0 - new0), c1 = exp2f(m1 - new1);
+                m0 = new0; m1 = new1;
+                float sum0 = 0.0f, sum1 = 0.0f;
+                #pragma unroll
+                for (int n = 0; n < 8; ++n) {
+                    s[n][0] = exp2f(s[n][0] - m0); s[n][1] = exp2f(s[n][1] - m0);
+                    s[n][2] = exp2f(s[n][2] - m1); s[n][3] = exp2f(s[n][3] - m1);
+                    sum0 += s[n][0] + s[n][1];
+                    sum1 += s[n][2] + s[n][3];
+                }
+                l0 = l0 * c0 + sum0;  // per-lane partial sums; reduced across the group at the end
+                l1 = l1 * c1 + sum1;
+                #pragma unroll
+                for (int n = 0; n < 16; ++n) { o[n][0] *= c0; o[n][1] *= c0; o[n][2] *= c1; o[n][3] *= c1; }
+
+                // O += P·V: P (16 × 64) as 4 A-chunks of 16 keys, V tile as B (keys × dims).
+                #pragma unroll
+                for (int c = 0; c < 4; ++c) {
+                    unsigned int pa[4];
+                    pa[0] = pack_bf16(s[2 * c][0], s[2 * c][1]);
+                    pa[1] = pack_bf16(s[2 * c][2], s[2 * c][3]);
+                    pa[2] = pack_bf16(s[2 * c + 1][0], s[2 * c + 1][1]);
+                    pa[3] = pack_bf16(s[2 * c + 1][2], s[2 * c + 1][3]);
+                    #pragma unroll
+                    for (int n = 0; n < 16; ++n) {
+                        int d = n * 8 + g;
+                        int key = c * 16 + 2 * t;
+                        unsigned int b0 = (unsigned int)Vs[key][d] | ((unsigned int)Vs[key + 1][d] << 16);
+                        unsigned int b1 = (unsigned int)Vs[key + 8][d] | ((unsigned int)Vs[key + 9][d] << 16);
+                        mma_bf16(o[n], pa, b0, b1);
+                    }
+                }
+            }
+            l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+            l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+            l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+            l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+            float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
+            unsigned short* obase = out + (long long)bh * Lq * HD;
+            int r0 = row0 + g, r1 = row0 + g + 8;
+            #pragma unroll
+            for (int n = 0; n < 16; ++n) {
+                int d = n * 8 + 2 * t;
+                if (r0 < Lq) *(unsigned int*)(obase + (long long)r0 * HD + d) = pack_bf16(o[n][0] * inv0, o[n][1] * inv0);
+                if (r1 < Lq) *(unsigned int*)(obase + (long long)r1 * HD + d) = pack_bf16(o[n][2] * inv1, o[n][3] * inv1);
+            }
+        }
+        """#
+    }
+}
