@@ -10,8 +10,7 @@ import KinemaCore
 //   A 16×16 row-major: a0 (g, 2t..2t+1) a1 (g+8, 2t..) a2 (g, 2t+8..) a3 (g+8, 2t+8..)
 //   B 16×8 (k × n):    b0 (k 2t..2t+1, n g)  b1 (k 2t+8..2t+9, n g)
 //   C 16×8 f32:        c0 c1 (g, 2t, 2t+1)   c2 c3 (g+8, 2t, 2t+1)
-// V fragments come from ldmatrix.trans; K fragments are plain 32-bit shared loads. No cp.async
-// pipelining, no warp specialization yet.
+// This is the first tensor-core version: no ldmatrix, no cp.async pipelining, no warp specialization.
 
 enum FlashAttentionKernel {
     static let headDim = 128
@@ -28,13 +27,6 @@ enum FlashAttentionKernel {
             unsigned int r;
             asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
             return r;
-        }
-        // Four transposed 8×8 b16 tiles from shared memory: lane L addresses row L % 8 of tile L / 8.
-        __device__ __forceinline__ void ldmatrix_x4_trans(unsigned int* r, const void* row) {
-            unsigned int address;
-            asm("{ .reg .u64 a; cvta.to.shared.u64 a, %1; cvt.u32.u64 %0, a; }" : "=r"(address) : "l"(row));
-            asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
-                         : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(address));
         }
         __device__ __forceinline__ void mma_bf16(float* c, const unsigned int* a, unsigned int b0, unsigned int b1) {
             asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
@@ -146,17 +138,13 @@ enum FlashAttentionKernel {
                     pa[1] = pack_bf16(s[2 * c][2], s[2 * c][3]);
                     pa[2] = pack_bf16(s[2 * c + 1][0], s[2 * c + 1][1]);
                     pa[3] = pack_bf16(s[2 * c + 1][2], s[2 * c + 1][3]);
-                    // V as B (keys × dims): one ldmatrix.trans yields b0, b1 for two 8-dim n-tiles.
-                    // Tile j of the four: keys +8 when j is odd, dims +8 when j ≥ 2.
-                    const int tile = lane >> 3;
-                    const int vrow = c * 16 + ((tile & 1) ? 8 : 0) + (lane & 7);
-                    const int vcol = ((tile & 2) ? 8 : 0);
                     #pragma unroll
-                    for (int n = 0; n < 16; n += 2) {
-                        unsigned int b[4];
-                        ldmatrix_x4_trans(b, &Vs[vrow][n * 8 + vcol]);
-                        mma_bf16(o[n], pa, b[0], b[1]);
-                        mma_bf16(o[n + 1], pa, b[2], b[3]);
+                    for (int n = 0; n < 16; ++n) {
+                        int d = n * 8 + g;
+                        int key = c * 16 + 2 * t;
+                        unsigned int b0 = (unsigned int)Vs[key][d] | ((unsigned int)Vs[key + 1][d] << 16);
+                        unsigned int b1 = (unsigned int)Vs[key + 8][d] | ((unsigned int)Vs[key + 9][d] << 16);
+                        mma_bf16(o[n], pa, b0, b1);
                     }
                 }
             }
