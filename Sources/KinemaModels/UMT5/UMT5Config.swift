@@ -62,20 +62,10 @@ public struct UMT5Config: Sendable, Equatable {
     /// Parses a transformers `config.json` (model_type "umt5"). The classic T5 ("t5", shared position
     /// bias in layer 0 only) is a different architecture and is refused.
     public static func parse(json data: Data, origin: String) throws -> UMT5Config {
-        guard let object = try? JSONSerialization.jsonObject(with: data), let dict = object as? [String: Any] else {
-            throw KinemaError.badFile(path: origin, location: nil, reason: "config.json is not a JSON object")
-        }
-        func int(_ key: String) throws -> Int? {
-            guard let value = dict[key], !(value is NSNull) else { return nil }
-            guard let number = value as? NSNumber, let exact = Int(exactly: number.doubleValue) else {
-                throw KinemaError.badFile(path: origin, location: key, reason: "expected an integer, found \(value)")
-            }
-            return exact
-        }
-        func required(_ key: String) throws -> Int {
-            if let value = try int(key) { return value }
-            throw KinemaError.badFile(path: origin, location: key, reason: "missing required key")
-        }
+        let json = try ConfigJSON(data, origin: origin)
+        let dict = json.values
+        let int = json.int
+        let required = json.required
         if let type = dict["model_type"] {
             guard let text = type as? String, text == "umt5" else {
                 throw KinemaError.unsupported("\(origin): model_type \(type) is not umt5 (classic T5 shares one position bias across layers)")

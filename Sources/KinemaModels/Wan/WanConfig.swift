@@ -58,20 +58,10 @@ extension WanConfig {
     /// Parses a diffusers or original-Wan `config.json`. Sizes that only the weights know (text width, image
     /// width) come from `detected` when the file does not say.
     public static func parse(json data: Data, origin: String, detected: WanConfig? = nil) throws -> WanConfig {
-        guard let object = try? JSONSerialization.jsonObject(with: data), let dict = object as? [String: Any] else {
-            throw KinemaError.badFile(path: origin, location: nil, reason: "config.json is not a JSON object")
-        }
-        func int(_ key: String) throws -> Int? {
-            guard let value = dict[key], !(value is NSNull) else { return nil }
-            guard let number = value as? NSNumber, let exact = Int(exactly: number.doubleValue) else {
-                throw KinemaError.badFile(path: origin, location: key, reason: "expected an integer, found \(value)")
-            }
-            return exact
-        }
-        func required(_ key: String) throws -> Int {
-            if let value = try int(key) { return value }
-            throw KinemaError.badFile(path: origin, location: key, reason: "missing required key")
-        }
+        let json = try ConfigJSON(data, origin: origin)
+        let dict = json.values
+        let int = json.int
+        let required = json.required
         let eps = (dict["eps"] as? NSNumber)?.floatValue ?? 1e-6
         var config: WanConfig
         if dict["num_attention_heads"] != nil || dict["in_channels"] != nil {
