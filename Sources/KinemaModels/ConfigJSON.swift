@@ -19,7 +19,7 @@ struct ConfigJSON {
     /// An integer value, nil when absent or null; a non-integer is an error.
     func int(_ key: String) throws -> Int? {
         guard let value = values[key], !(value is NSNull) else { return nil }
-        guard let number = value as? NSNumber, !(value is Bool), let exact = Int(exactly: number.doubleValue) else {
+        guard let number = value as? NSNumber, let exact = Int(exactly: number.doubleValue) else {
             throw KinemaError.badFile(path: origin, location: key, reason: "expected an integer, found \(value)")
         }
         return exact
