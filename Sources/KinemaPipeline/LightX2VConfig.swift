@@ -34,7 +34,7 @@ public struct LightX2VConfig: Sendable {
             if let list = value as? [NSNumber], let first = list.first {
                 return first.doubleValue  // Wan2.2 MoE gives [high, low]; Wan2.1 uses one value
             }
-            guard let number = value as? NSNumber, !(value is Bool) || key == "enable_cfg" else {
+            guard let number = value as? NSNumber else {
                 throw KinemaError.badFile(path: origin, location: key, reason: "expected a number, found \(value)")
             }
             return number.doubleValue

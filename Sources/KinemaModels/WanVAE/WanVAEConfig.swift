@@ -105,7 +105,7 @@ extension WanVAEConfig {
         }
         func int(_ key: String, default fallback: Int) throws -> Int {
             guard let value = present(key) else { return fallback }
-            guard let number = value as? NSNumber, !(value is Bool), let exact = Int(exactly: number.doubleValue) else {
+            guard let number = value as? NSNumber, let exact = Int(exactly: number.doubleValue) else {
                 throw KinemaError.badFile(path: origin, location: key, reason: "expected an integer, found \(value)")
             }
             return exact
@@ -123,7 +123,7 @@ extension WanVAEConfig {
             }
         }
         let floatValue: (Any) -> Float? = { item in
-            guard let number = item as? NSNumber, !(item is Bool) else { return nil }
+            guard let number = item as? NSNumber else { return nil }
             return number.floatValue
         }
         if let name = present("_class_name") as? String, name != "AutoencoderKLWan" {
