@@ -74,6 +74,9 @@ public final class CUDAContext: @unchecked Sendable {
     /// Makes this context current on the calling thread (the driver keeps one current context per thread).
     func makeCurrent() throws { try driver.check(driver.cuCtxSetCurrent(context), "cuCtxSetCurrent") }
 
+    /// Caps the bytes Kinema's allocator may hold on this device (`--max-vram`); nil removes the cap.
+    public func setMemoryBudget(_ bytes: Int?) { allocator.setBudget(bytes) }
+
     public func synchronize() throws {
         try makeCurrent()
         try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
@@ -153,7 +156,7 @@ public final class CUDAContext: @unchecked Sendable {
 final class CUDAAllocator: @unchecked Sendable {
     private let driver: CUDADriverAPI
     private let device: Device
-    private let budget: Int?
+    private var budget: Int?
     private let lock = NSLock()
     private var free: [Int: [CUdeviceptr]] = [:]
     private(set) var bytesInUse = 0
@@ -172,6 +175,9 @@ final class CUDAAllocator: @unchecked Sendable {
         let granule = size < (1 << 20) ? 512 : (2 << 20)
         return (size + granule - 1) / granule * granule
     }
+
+    /// Changes the budget (nil: none); blocks already allocated stay.
+    func setBudget(_ bytes: Int?) { lock.withLock { budget = bytes } }
 
     func allocate(_ bytes: Int) throws -> Storage {
         let size = CUDAAllocator.rounded(bytes)

@@ -4,10 +4,19 @@ import KinemaCUDA
 
 /// Maps a device choice to the backend that computes on it.
 public enum Backends {
-    public static func make(_ device: Device) throws -> any Backend {
+    /// - Parameter maxDeviceMemory: a cap for the GPU allocator in bytes (nil: KINEMA_MAX_VRAM or none).
+    public static func make(_ device: Device, maxDeviceMemory: Int? = nil) throws -> any Backend {
         switch device {
         case .cpu: return CPUBackend.shared
-        case .cuda(let ordinal): return try CUDABackend(ordinal: ordinal)
+        case .cuda(let ordinal):
+            let backend = try CUDABackend(ordinal: ordinal)
+            if let maxDeviceMemory { backend.context.setMemoryBudget(maxDeviceMemory) }
+            return backend
         }
+    }
+
+    /// Peak bytes held by Kinema's device allocator, for GPU backends.
+    public static func peakDeviceBytes(_ backend: any Backend) -> Int? {
+        (backend as? CUDABackend)?.context.memoryUse.peak
     }
 }

@@ -1,5 +1,4 @@
 import Foundation
-import KinemaCUDA
 import KinemaCore
 import KinemaModels
 import KinemaNN
@@ -18,6 +17,8 @@ public struct DiTBenchmarkRequest {
     public var device: Device
     public var warmup: Int = 1
     public var iterations: Int = 3
+    /// GPU allocator budget in bytes (nil: KINEMA_MAX_VRAM or none).
+    public var maxDeviceMemory: Int?
 
     public init(config: WanConfig, latentFrames: Int, latentHeight: Int, latentWidth: Int, precision: Precision, device: Device) {
         self.config = config
@@ -57,7 +58,7 @@ public enum DiTBenchmark {
     }
 
     public static func run(_ request: DiTBenchmarkRequest) throws -> DiTBenchmarkReport {
-        let backend = try Backends.make(request.device)
+        let backend = try Backends.make(request.device, maxDeviceMemory: request.maxDeviceMemory)
         let c = request.config
         let clock = ContinuousClock()
         let loadStart = clock.now
@@ -84,6 +85,6 @@ public enum DiTBenchmark {
         let work = flops(c, tokens: tokens, textTokens: request.textTokens, imageTokens: image == nil ? 0 : 257)
         return DiTBenchmarkReport(
             tokens: tokens, loadSeconds: loadSeconds, stepSeconds: times, medianSeconds: median, flops: work,
-            achievedGFLOPS: work / median / 1e9, peakDeviceBytes: (backend as? CUDABackend)?.context.memoryUse.peak)
+            achievedGFLOPS: work / median / 1e9, peakDeviceBytes: Backends.peakDeviceBytes(backend))
     }
 }

@@ -21,6 +21,8 @@ public struct ComponentForwardRequest {
     public var outputPath: String
     public var precision: Precision
     public var device: Device
+    /// GPU allocator budget in bytes (nil: KINEMA_MAX_VRAM or none).
+    public var maxDeviceMemory: Int?
 
     public init(modelPath: String, component: ModelComponent, inputsPath: String, outputPath: String, precision: Precision, device: Device) {
         self.modelPath = modelPath
@@ -54,7 +56,7 @@ public enum ComponentForward {
     }
 
     public static func run(_ request: ComponentForwardRequest) throws -> ComponentForwardReport {
-        let backend = try Backends.make(request.device)
+        let backend = try Backends.make(request.device, maxDeviceMemory: request.maxDeviceMemory)
         let inputs = try SafeTensors.open(request.inputsPath)
         let (required, _, _) = signature(of: request.component)
         let absent = required.filter { inputs.info($0) == nil }

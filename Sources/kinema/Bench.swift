@@ -40,6 +40,7 @@ struct Bench: ParsableCommand {
             request.textTokens = textTokens
             request.warmup = warmup
             request.iterations = iterations
+            request.maxDeviceMemory = try compute.memoryBudget()
             let report = try DiTBenchmark.run(request)
             print("Wan DiT \(shape.rawValue), \(compute.precision.rawValue), \(compute.device.device): latent \(frames)×\(height)×\(width) = \(report.tokens) tokens, \(textTokens) text tokens")
             print(String(format: "  build (synthetic weights): %.2f s", report.loadSeconds))

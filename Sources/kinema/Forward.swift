@@ -33,10 +33,11 @@ struct Forward: ParsableCommand {
     func run() throws {
         try runReportingErrors {
             let logger = makeLogger()
-            let report = try ComponentForward.run(
-                ComponentForwardRequest(
-                    modelPath: model, component: component, inputsPath: inputs, outputPath: output,
-                    precision: compute.precision, device: compute.device.device))
+            var request = ComponentForwardRequest(
+                modelPath: model, component: component, inputsPath: inputs, outputPath: output,
+                precision: compute.precision, device: compute.device.device)
+            request.maxDeviceMemory = try compute.memoryBudget()
+            let report = try ComponentForward.run(request)
             for tensor in report.outputs {
                 logger.info("\(tensor.name): \(tensor.dtype.rawValue) \(tensor.shape)")
             }

@@ -84,6 +84,7 @@ struct Generate: ParsableCommand {
             // Everything that can be checked without weights is checked first.
             let folder = try WanModelFolder.locate(model, transformerOverride: transformer)
             let (settings, outputFPS, ignored) = try settings(schedulerShift: folder.schedulerShift)
+            _ = try compute.memoryBudget()
             if !ignored.isEmpty { note("config: ignored keys \(ignored.joined(separator: ", "))") }
             if seed == nil { note("seed: \(settings.seed)") }
             var start: Tensor?
@@ -91,7 +92,7 @@ struct Generate: ParsableCommand {
                 start = try Checkpoints.open(latents).tensor("latents")
             }
 
-            let backend = try Backends.make(compute.device.device)
+            let backend = try compute.makeBackend()
             let loadStart = clock.now
             let pipeline = try TextToVideoPipeline.load(folder, backend: backend, precision: compute.precision)
             let loadTime = clock.now - loadStart
@@ -118,7 +119,10 @@ struct Generate: ParsableCommand {
             let total = clock.now - started
 
             let stepSum = stepTimes.reduce(Duration.zero, +)
-            note("text encode \(format(encodeTime)), \(stepTimes.count) steps \(format(stepSum)) (\(format(stepSum / max(stepTimes.count, 1)))/step), VAE decode \(format(decodeTime)), total \(format(total)), peak host memory \(peakResidentMegabytes()) MiB")
+            note("steps: " + stepTimes.map(format).joined(separator: ", "))
+            var memory = "peak host memory \(peakResidentMegabytes()) MiB"
+            if let peak = Backends.peakDeviceBytes(backend) { memory += ", peak GPU memory (Kinema allocator) \(peak >> 20) MiB" }
+            note("text encode \(format(encodeTime)), \(stepTimes.count) steps \(format(stepSum)) (\(format(stepSum / max(stepTimes.count, 1)))/step), VAE decode \(format(decodeTime)), total \(format(total)), \(memory)")
             print(written.count == 1 ? written[0] : "\(written.count) files: \(written.first ?? "")…")
         }
     }

@@ -32,6 +32,22 @@ struct ComputeOptions: ParsableArguments {
 
     @Option(help: "Device: cpu, cuda or cuda:N.")
     var device: DeviceArgument = DeviceArgument(device: .cpu)
+
+    @Option(help: "GPU memory budget for Kinema's allocator, e.g. 20G or 512M (default: KINEMA_MAX_VRAM, else none).")
+    var maxVram: String?
+
+    /// The parsed --max-vram, validated before anything loads.
+    func memoryBudget() throws -> Int? {
+        guard let maxVram else { return nil }
+        guard let bytes = RuntimeOptions.parseBytes(maxVram), bytes > 0 else {
+            throw KinemaError.invalidArgument("--max-vram: expected a size such as 20G, 512M or 1073741824, got '\(maxVram)'")
+        }
+        return bytes
+    }
+
+    func makeBackend() throws -> any Backend {
+        try Backends.make(device.device, maxDeviceMemory: try memoryBudget())
+    }
 }
 
 struct DeviceArgument: ExpressibleByArgument {

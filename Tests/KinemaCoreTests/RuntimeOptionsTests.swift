@@ -1,0 +1,26 @@
+import KinemaCore
+import XCTest
+
+final class RuntimeOptionsTests: XCTestCase {
+    func testSizesParse() {
+        XCTAssertEqual(RuntimeOptions.parseBytes("20G"), 20 << 30)
+        XCTAssertEqual(RuntimeOptions.parseBytes("512M"), 512 << 20)
+        XCTAssertEqual(RuntimeOptions.parseBytes("1.5GiB"), 3 << 29)
+        XCTAssertEqual(RuntimeOptions.parseBytes("2GB"), 2_000_000_000)
+        XCTAssertEqual(RuntimeOptions.parseBytes("1073741824"), 1 << 30)
+        for bad in ["", "12Q", "-1G", "G", "ten"] { XCTAssertNil(RuntimeOptions.parseBytes(bad), bad) }
+    }
+
+    func testEnvironmentIsReadInOnePlace() {
+        let options = RuntimeOptions(environment: [
+            "KINEMA_THREADS": "3", "KINEMA_BLAS": "off", "KINEMA_MAX_VRAM": "8G", "KINEMA_KERNEL_CACHE": "off", "PATH": "/a:/b",
+        ])
+        XCTAssertEqual(options.threads, 3)
+        XCTAssertEqual(options.blas, "off")
+        XCTAssertEqual(options.maxDeviceMemory, 8 << 30)
+        XCTAssertNil(options.kernelCacheDirectory)
+        XCTAssertEqual(options.executableSearchPath, ["/a", "/b"])
+        XCTAssertEqual(RuntimeOptions(environment: ["KINEMA_THREADS": "0", "HOME": "/h"]).threads, 1)
+        XCTAssertEqual(RuntimeOptions(environment: ["HOME": "/h"]).kernelCacheDirectory, "/h/.cache/kinema/kernels")
+    }
+}
