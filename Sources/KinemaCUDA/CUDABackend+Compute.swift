@@ -131,11 +131,13 @@ extension CUDABackend {
             if transposed || rowMajor {
                 let useTransposed = transposed && !rowMajor
                 try context.makeCurrent()
-                try blas.gemm(
-                    a: .init(address: address(a), dtype: a.dtype, rowStride: max(a.strides[1], k), batchStride: a.strides[0]),
-                    b: .init(address: address(b), dtype: b.dtype, rowStride: useTransposed ? b.strides[2] : max(b.strides[1], n), batchStride: b.strides[0]),
-                    d: .init(address: address(out), dtype: outType, rowStride: n, batchStride: m * n),
-                    m: m, n: n, k: k, batch: batch, transposedB: useTransposed, stream: context.stream)
+                try context.profiled("cublasLt gemm \(a.dtype.rawValue)") {
+                    try blas.gemm(
+                        a: .init(address: address(a), dtype: a.dtype, rowStride: max(a.strides[1], k), batchStride: a.strides[0]),
+                        b: .init(address: address(b), dtype: b.dtype, rowStride: useTransposed ? b.strides[2] : max(b.strides[1], n), batchStride: b.strides[0]),
+                        d: .init(address: address(out), dtype: outType, rowStride: n, batchStride: m * n),
+                        m: m, n: n, k: k, batch: batch, transposedB: useTransposed, stream: context.stream)
+                }
                 if let bias { try addBias(out, bias) }
                 return out
             }

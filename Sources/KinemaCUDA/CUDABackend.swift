@@ -15,25 +15,32 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     // MARK: - Launching
 
-    func launch(_ name: String, _ source: String, grid: (Int, Int, Int), block: (Int, Int, Int), _ build: (inout KernelArguments) -> Void) throws {
+    func launch(
+        _ name: String, _ source: String, grid: (Int, Int, Int), block: (Int, Int, Int), label: String? = nil,
+        _ build: (inout KernelArguments) -> Void
+    ) throws {
         let function = try context.kernels.function(name, in: source)
         var arguments = KernelArguments()
         build(&arguments)
         defer { arguments.release() }
         try context.makeCurrent()
-        let result = arguments.withPointers { pointers in
-            context.driver.cuLaunchKernel(
-                function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1), UInt32(block.2), 0,
-                context.stream, pointers, nil)
+        let result = try context.profiled(label ?? name) {
+            arguments.withPointers { pointers in
+                context.driver.cuLaunchKernel(
+                    function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1), UInt32(block.2), 0,
+                    context.stream, pointers, nil)
+            }
         }
         try context.driver.check(result, "cuLaunchKernel(\(name))")
     }
 
     /// A grid-stride launch over `count` elements.
-    func launchLinear(_ name: String, _ source: String, count: Int, _ build: (inout KernelArguments) -> Void) throws {
+    func launchLinear(
+        _ name: String, _ source: String, count: Int, label: String? = nil, _ build: (inout KernelArguments) -> Void
+    ) throws {
         guard count > 0 else { return }
         let blocks = min((count + 255) / 256, context.multiprocessors * 32)
-        try launch(name, source, grid: (blocks, 1, 1), block: (256, 1, 1), build)
+        try launch(name, source, grid: (blocks, 1, 1), block: (256, 1, 1), label: label, build)
     }
 
     func onDevice(_ x: Tensor, _ op: String) throws {
@@ -128,7 +135,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         }
         let layoutX = try KernelLayout(x)
         let out = try empty(x.shape, dtype)
-        try launchLinear("kinema_cast", ElementwiseKernels.cast(from: x.dtype, to: dtype), count: x.count) { arguments in
+        try launchLinear("kinema_cast", ElementwiseKernels.cast(from: x.dtype, to: dtype), count: x.count, label: "cast \(x.dtype.rawValue)→\(dtype.rawValue)") { arguments in
             arguments.append(address(x))
             arguments.append(layoutX)
             arguments.append(address(out))
@@ -173,7 +180,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let layoutX = try KernelLayout(x)
         let out = try empty(x.shape, x.dtype)
         let code = ElementwiseKernels.unaryCodes[op] ?? 0
-        try launchLinear("kinema_unary", ElementwiseKernels.unary(x.dtype), count: x.count) { arguments in
+        try launchLinear("kinema_unary", ElementwiseKernels.unary(x.dtype), count: x.count, label: "unary \(op.rawValue) \(x.dtype.rawValue)") { arguments in
             arguments.append(address(x))
             arguments.append(layoutX)
             arguments.append(address(out))
@@ -207,7 +214,10 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let (layoutLeft, layoutRight) = (try KernelLayout(left), try KernelLayout(right))
         let out = try empty(shape, outType)
         let code = ElementwiseKernels.binaryCodes[op] ?? 0
-        try launchLinear("kinema_binary", ElementwiseKernels.binary(a.dtype, b.dtype, out: outType), count: out.count) { arguments in
+        try launchLinear(
+            "kinema_binary", ElementwiseKernels.binary(a.dtype, b.dtype, out: outType), count: out.count,
+            label: "binary \(op.rawValue) \(a.dtype.rawValue),\(b.dtype.rawValue)"
+        ) { arguments in
             arguments.append(address(left))
             arguments.append(layoutLeft)
             arguments.append(address(right))

@@ -20,6 +20,9 @@ public final class CUDAContext: @unchecked Sendable {
     /// cuBLASLt, or why it is unavailable (then GEMMs use Kinema's own kernel).
     private(set) lazy var blasLt: Result<CUBLASLt, any Error> = Result { try CUBLASLt(context: self) }
 
+    var profiler: KernelProfiler?
+    let profilerLock = NSLock()
+
     private static let lock = NSLock()
     nonisolated(unsafe) private static var contexts: [Int: CUDAContext] = [:]
 

@@ -1,4 +1,5 @@
 import Foundation
+import KinemaCUDA
 import KinemaCore
 import KinemaModels
 import KinemaNN
@@ -19,6 +20,8 @@ public struct DiTBenchmarkRequest {
     public var iterations: Int = 3
     /// GPU allocator budget in bytes (nil: KINEMA_MAX_VRAM or none).
     public var maxDeviceMemory: Int?
+    /// After the timed runs, one more run with per-kernel GPU timing (events around every launch).
+    public var profile = false
 
     public init(config: WanConfig, latentFrames: Int, latentHeight: Int, latentWidth: Int, precision: Precision, device: Device) {
         self.config = config
@@ -40,6 +43,8 @@ public struct DiTBenchmarkReport: Codable {
     public var achievedGFLOPS: Double
     /// Peak bytes held by Kinema's device allocator (GPU runs only).
     public var peakDeviceBytes: Int?
+    /// Per-kernel GPU time of one profiled forward, longest first (with `profile`).
+    public var kernels: [KernelTime]?
 }
 
 public enum DiTBenchmark {
@@ -81,10 +86,17 @@ public enum DiTBenchmark {
             times.append(ComponentForward.seconds(clock.now - start))
         }
         let median = times.sorted()[times.count / 2]
+        var kernels: [KernelTime]?
+        if request.profile, let gpu = backend as? CUDABackend {
+            gpu.context.startProfiling()
+            gpu.context.resetProfile()
+            _ = try backend.download(try model.forward(inputs))
+            kernels = try gpu.context.kernelProfile()
+        }
         let tokens = request.latentFrames * (request.latentHeight / 2) * (request.latentWidth / 2)
         let work = flops(c, tokens: tokens, textTokens: request.textTokens, imageTokens: image == nil ? 0 : 257)
         return DiTBenchmarkReport(
             tokens: tokens, loadSeconds: loadSeconds, stepSeconds: times, medianSeconds: median, flops: work,
-            achievedGFLOPS: work / median / 1e9, peakDeviceBytes: Backends.peakDeviceBytes(backend))
+            achievedGFLOPS: work / median / 1e9, peakDeviceBytes: Backends.peakDeviceBytes(backend), kernels: kernels)
     }
 }

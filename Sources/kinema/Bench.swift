@@ -30,6 +30,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Warm-up runs.") var warmup = 1
     @Option(help: "Timed runs (the median is reported).") var iterations = 3
     @Option(help: "Write the report as JSON to this file.") var json: String?
+    @Flag(help: "After timing, run once more with per-kernel GPU timing and print the breakdown.") var profile = false
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
@@ -41,12 +42,20 @@ struct Bench: ParsableCommand {
             request.warmup = warmup
             request.iterations = iterations
             request.maxDeviceMemory = try compute.memoryBudget()
+            request.profile = profile
             let report = try DiTBenchmark.run(request)
             print("Wan DiT \(shape.rawValue), \(compute.precision.rawValue), \(compute.device.device): latent \(frames)×\(height)×\(width) = \(report.tokens) tokens, \(textTokens) text tokens")
             print(String(format: "  build (synthetic weights): %.2f s", report.loadSeconds))
             print("  steps: " + report.stepSeconds.map { String(format: "%.3f s", $0) }.joined(separator: ", "))
             print(String(format: "  median: %.3f s/forward, %.1f GFLOP/s (%.3g FLOP)", report.medianSeconds, report.achievedGFLOPS, report.flops))
             if let peak = report.peakDeviceBytes { print("  peak device memory (Kinema allocator): \(formatBytes(peak))") }
+            if let kernels = report.kernels {
+                let total = kernels.reduce(0) { $0 + $1.milliseconds }
+                print(String(format: "  per-kernel GPU time of one profiled forward (%.1f ms in kernels):", total))
+                for kernel in kernels.prefix(25) {
+                    print(String(format: "    %9.2f ms %5.1f%%  %6d calls  %@", kernel.milliseconds, 100 * kernel.milliseconds / max(total, 1e-9), kernel.calls, kernel.name))
+                }
+            }
             if let json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -21,7 +21,7 @@ doctor_rc=$?
 bench_rc=$?
 # The 480×832×81 shape (32,760 tokens) that the diffusers baseline below runs.
 ./.device/kinema bench --shape 1.3b --frames 21 --height 60 --width 104 --device cuda --precision bf16 \
-    --warmup 1 --iterations 3 --json "$OUT/bench-1.3b-480p-cuda.json" > "$OUT/bench-480p.log" 2>&1
+    --warmup 1 --iterations 3 --profile --json "$OUT/bench-1.3b-480p-cuda.json" > "$OUT/bench-480p.log" 2>&1
 bench480_rc=$?
 
 for precision in f32 bf16; do
@@ -46,7 +46,7 @@ if ls .whl/*.whl >/dev/null 2>&1; then
     python3 scripts/bench/diffusers_baseline.py --shape 1.3b --frames 21 --height 60 --width 104 --vae \
         --json "$OUT/diffusers-1.3b-480p.json" > "$OUT/diffusers.log" 2>&1
     echo "== bench 480p (rc $bench480_rc)"
-tail -4 "$OUT/bench-480p.log"
+grep -A 30 -E "median" "$OUT/bench-480p.log"
 echo "== diffusers baseline (rc $?)"
     grep -E '"(gpu|dit_forward_median_s|peak_memory_gib|vae_decode_median_s|vae_peak_memory_gib)"' "$OUT/diffusers.log"
 fi
