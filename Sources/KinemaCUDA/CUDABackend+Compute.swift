@@ -241,7 +241,7 @@ extension CUDABackend {
         {
             // Tensor-core path: 32-bit loads need even strides and 4-byte aligned rows.
             let grid = ((lq + FlashAttentionKernel.queriesPerBlock - 1) / FlashAttentionKernel.queriesPerBlock, batch * heads, 1)
-            try launch("kinema_flash_attention", FlashAttentionKernel.source, grid: grid, block: (128, 1, 1)) { arguments in
+            try launch("kinema_flash_attention", FlashAttentionKernel.source, grid: grid, block: (FlashAttentionKernel.threadsPerBlock, 1, 1)) { arguments in
                 for t in [q, k, v] {
                     arguments.append(address(t))
                     arguments.append(Int64(t.strides[0]))

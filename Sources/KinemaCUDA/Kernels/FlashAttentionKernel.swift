@@ -1,7 +1,7 @@
 import KinemaCore
 
 // Flash attention on the tensor cores (mma.sync m16n8k16, bf16 in, f32 accumulate), head dim 128.
-// One warp owns 16 query rows; a block of 4 warps shares each 64-key tile of K and V in shared memory.
+// One warp owns 16 query rows; a block of 8 warps shares each 64-key tile of K and V in shared memory.
 // S = Q·Kᵀ is accumulated in the mma C layout, which is also the A layout P needs for P·V, so the
 // softmax probabilities never leave registers. Online softmax in the exp2 domain (scale folded with
 // log2 e). Keys past Lk are masked; query rows past Lq are computed on zeros and not stored.
@@ -14,14 +14,15 @@ import KinemaCore
 
 enum FlashAttentionKernel {
     static let headDim = 128
-    static let queriesPerBlock = 64
+    static let queriesPerBlock = 128
+    static let threadsPerBlock = 256
     static let keysPerTile = 64
 
     static var source: String {
         KernelPrelude.source + #"""
 
         #define HD 128
-        #define BQ 64
+        #define BQ 128
         #define BK 64
         __device__ __forceinline__ unsigned int pack_bf16(float lo, float hi) {
             unsigned int r;
@@ -36,8 +37,8 @@ enum FlashAttentionKernel {
         }
 
         // q [B,H,Lq,128], k/v [B,H,Lk,128] bf16 with (b, h, l) strides, unit last stride; out [B,H,Lq,128].
-        // grid: (ceil(Lq / 64), B·H); block: 128 threads.
-        extern "C" __global__ void __launch_bounds__(128) kinema_flash_attention(
+        // grid: (ceil(Lq / 128), B·H); block: 256 threads (8 warps × 16 query rows).
+        extern "C" __global__ void __launch_bounds__(256) kinema_flash_attention(
                 const unsigned short* q, long long qb, long long qh, long long ql,
                 const unsigned short* k, long long kb, long long kh, long long kl,
                 const unsigned short* v, long long vb, long long vh, long long vl,
