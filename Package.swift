@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 // Kinema: Wan-family video diffusion inference in Swift.
 // Layers import downward only: CKinema → KinemaCore → KinemaCPU / KinemaCUDA → KinemaNN → KinemaIO →
-// KinemaModels → KinemaPipeline → kinema (CLI). See docs/ARCHITECTURE.md.
+// KinemaModels → KinemaPipeline → kinema (CLI). The README's "How it is built" describes each target.
 import PackageDescription
 
 let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
