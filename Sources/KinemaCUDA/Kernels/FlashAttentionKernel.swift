@@ -10,7 +10,8 @@ import KinemaCore
 //   A 16×16 row-major: a0 (g, 2t..2t+1) a1 (g+8, 2t..) a2 (g, 2t+8..) a3 (g+8, 2t+8..)
 //   B 16×8 (k × n):    b0 (k 2t..2t+1, n g)  b1 (k 2t+8..2t+9, n g)
 //   C 16×8 f32:        c0 c1 (g, 2t, 2t+1)   c2 c3 (g+8, 2t, 2t+1)
-// This is the first tensor-core version: no ldmatrix, no cp.async pipelining, no warp specialization.
+// V is stored transposed in shared memory ([dim][key], rows padded by 8) so that each B fragment of P·V is
+// one conflict-free 32-bit load. No ldmatrix, no cp.async pipelining, no warp specialization yet.
 
 enum FlashAttentionKernel {
     static let headDim = 128
@@ -44,7 +45,7 @@ enum FlashAttentionKernel {
                 const unsigned short* v, long long vb, long long vh, long long vl,
                 unsigned short* out, int H, int Lq, int Lk, float scale_log2) {
             __shared__ unsigned short Ks[BK][HD + 8];
-            __shared__ unsigned short Vs[BK][HD + 8];
+            __shared__ unsigned short Vt[HD][BK + 8];  // V transposed: [dim][key], so P·V's B fragments are 32-bit loads
             const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
             const int g = lane >> 2, t = lane & 3;
             const int bh = blockIdx.y, bz = bh / H, h = bh % H;
@@ -83,7 +84,8 @@ enum FlashAttentionKernel {
                         vw = *(const unsigned int*)(vbase + (long long)key * vl + c2);
                     }
                     *(unsigned int*)&Ks[r][c2] = kw;
-                    *(unsigned int*)&Vs[r][c2] = vw;
+                    Vt[c2][r] = (unsigned short)(vw & 0xffffu);
+                    Vt[c2 + 1][r] = (unsigned short)(vw >> 16);
                 }
                 __syncthreads();
 
@@ -141,10 +143,9 @@ enum FlashAttentionKernel {
                     pa[3] = pack_bf16(s[2 * c + 1][2], s[2 * c + 1][3]);
                     #pragma unroll
                     for (int n = 0; n < 16; ++n) {
-                        int d = n * 8 + g;
-                        int key = c * 16 + 2 * t;
-                        unsigned int b0 = (unsigned int)Vs[key][d] | ((unsigned int)Vs[key + 1][d] << 16);
-                        unsigned int b1 = (unsigned int)Vs[key + 8][d] | ((unsigned int)Vs[key + 9][d] << 16);
+                        const unsigned short* column = &Vt[n * 8 + g][c * 16 + 2 * t];
+                        unsigned int b0 = *(const unsigned int*)column;
+                        unsigned int b1 = *(const unsigned int*)(column + 8);
                         mma_bf16(o[n], pa, b0, b1);
                     }
                 }
