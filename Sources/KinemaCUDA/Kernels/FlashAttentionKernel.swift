@@ -11,7 +11,8 @@ import KinemaCore
 //   B 16×8 (k × n):    b0 (k 2t..2t+1, n g)  b1 (k 2t+8..2t+9, n g)
 //   C 16×8 f32:        c0 c1 (g, 2t, 2t+1)   c2 c3 (g+8, 2t, 2t+1)
 // V is stored transposed in shared memory ([dim][key], rows padded by 8) so that each B fragment of P·V is
-// one conflict-free 32-bit load. No ldmatrix, no cp.async pipelining, no warp specialization yet.
+// one conflict-free 32-bit load. The next K/V tile is prefetched into registers while the current one is
+// computed (register double buffering; no cp.async/TMA, no ldmatrix, no warp specialization yet).
 
 enum FlashAttentionKernel {
     static let headDim = 128
@@ -72,22 +73,38 @@ enum FlashAttentionKernel {
             for (int n = 0; n < 16; ++n) { o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.0f; }
             float m0 = -1e30f, m1 = -1e30f, l0 = 0.0f, l1 = 0.0f;  // rows g and g + 8
 
+            // Each thread moves WORDS 32-bit words of K and of V per tile. The next tile's words are fetched
+            // into registers before the current tile is computed, so global latency overlaps the mma work.
+            #define WORDS (BK * (HD / 2) / 256)
+            unsigned int kn[WORDS], vn[WORDS];
+            #pragma unroll
+            for (int w = 0; w < WORDS; ++w) {
+                int i = w * 256 + threadIdx.x;
+                int r = i / (HD / 2), c2 = (i % (HD / 2)) * 2;
+                kn[w] = r < Lk ? *(const unsigned int*)(kbase + (long long)r * kl + c2) : 0u;
+                vn[w] = r < Lk ? *(const unsigned int*)(vbase + (long long)r * vl + c2) : 0u;
+            }
             for (int key0 = 0; key0 < Lk; key0 += BK) {
                 __syncthreads();
-                // Cooperative tile load: 64 keys × 128 dims, 32-bit words, zero past Lk.
-                for (int i = threadIdx.x; i < BK * (HD / 2); i += blockDim.x) {
+                #pragma unroll
+                for (int w = 0; w < WORDS; ++w) {
+                    int i = w * 256 + threadIdx.x;
                     int r = i / (HD / 2), c2 = (i % (HD / 2)) * 2;
-                    int key = key0 + r;
-                    unsigned int kw = 0, vw = 0;
-                    if (key < Lk) {
-                        kw = *(const unsigned int*)(kbase + (long long)key * kl + c2);
-                        vw = *(const unsigned int*)(vbase + (long long)key * vl + c2);
-                    }
-                    *(unsigned int*)&Ks[r][c2] = kw;
-                    Vt[c2][r] = (unsigned short)(vw & 0xffffu);
-                    Vt[c2 + 1][r] = (unsigned short)(vw >> 16);
+                    *(unsigned int*)&Ks[r][c2] = kn[w];
+                    Vt[c2][r] = (unsigned short)(vn[w] & 0xffffu);
+                    Vt[c2 + 1][r] = (unsigned short)(vn[w] >> 16);
                 }
                 __syncthreads();
+                if (key0 + BK < Lk) {
+                    #pragma unroll
+                    for (int w = 0; w < WORDS; ++w) {
+                        int i = w * 256 + threadIdx.x;
+                        int r = i / (HD / 2), c2 = (i % (HD / 2)) * 2;
+                        int key = key0 + BK + r;
+                        kn[w] = key < Lk ? *(const unsigned int*)(kbase + (long long)key * kl + c2) : 0u;
+                        vn[w] = key < Lk ? *(const unsigned int*)(vbase + (long long)key * vl + c2) : 0u;
+                    }
+                }
 
                 // S = Q·Kᵀ for 16 rows × 64 keys: 8 n-tiles of 8 keys.
                 float s[8][4];
