@@ -1,13 +1,13 @@
 import Foundation
 import KinemaCore
 
-// Baseline JPEG decoding (ITU-T T.81: SOF0 and SOF1 with 8-bit samples, Huffman coding) for
+// JPEG decoding (ITU-T T.81: baseline/extended SOF0/SOF1 and progressive SOF2, 8-bit, Huffman) for
 // image-to-video inputs, aiming at Pillow/libjpeg-turbo's output within a few levels:
 //   * float separable IDCT (libjpeg's default is the "islow" integer IDCT; the two differ by ≤ 1–2);
 //   * "fancy" triangle upsampling for 2×1 and 2×2 chroma (libjpeg's default, what Pillow uses), plain
 //     replication for any other sampling factors;
 //   * JFIF YCbCr → RGB (BT.601 full range), grey for one component.
-// Not supported (typed `.unsupported` error): progressive (SOF2), arithmetic coding, 12-bit,
+// Scans are entropy-decoded in JPEGScan.swift. Not supported (typed `.unsupported` error): arithmetic coding, 12-bit,
 // lossless, CMYK/4-component. EXIF orientation is not applied (pixels are returned as stored).
 //
 // Work bound: every Huffman decode consumes at least one bit of entropy-coded data and the decoder
@@ -112,6 +112,8 @@ enum JPEGDecoder {
         var width = 0, height = 0, hMax = 1, vMax = 1, mcusWide = 0, mcusHigh = 0
         var restartInterval = 0
         var frameSeen = false, scanSeen = false
+        var coding = Coding.baseline
+        var scans = 0
 
         func u16(_ at: Int) throws -> Int {
             guard at + 2 <= data.count else { throw fail(at, "truncated") }
@@ -178,9 +180,10 @@ enum JPEGDecoder {
             case 0xDD:  // DRI
                 guard length == 4 else { throw fail(position, "DRI length \(length)") }
                 restartInterval = try u16(body.lowerBound)
-            case 0xC0, 0xC1:
+            case 0xC0, 0xC1, 0xC2:
                 guard !frameSeen, length >= 8 else { throw fail(position, "repeated or short SOF") }
                 frameSeen = true
+                coding = marker == 0xC2 ? .progressive : .baseline
                 let b = body.lowerBound
                 guard data[b] == 8 else { throw KinemaError.unsupported("\(origin): JPEG sample precision \(data[b]) (only 8-bit)") }
                 height = try u16(b + 1)
@@ -218,14 +221,27 @@ enum JPEGDecoder {
                     components[c].height = (height * components[c].v + vMax - 1) / vMax
                     components[c].coefficients = [Int32](repeating: 0, count: components[c].blocksWide * components[c].blocksHigh * 64)
                 }
-            case 0xC2, 0xC3, 0xC5...0xC7, 0xC9...0xCB, 0xCD...0xCF:
+            case 0xC3, 0xC5...0xC7, 0xC9...0xCB, 0xCD...0xCF:
                 throw KinemaError.unsupported(
-                    "\(origin): JPEG SOF\(marker - 0xC0) (progressive, lossless or arithmetic-coded) is not supported; only baseline")
+                    "\(origin): JPEG SOF\(marker - 0xC0) (lossless, hierarchical or arithmetic-coded) is not supported")
             case 0xDA:
                 guard frameSeen else { throw fail(position, "SOS before SOF") }
                 let b = body.lowerBound
                 let count = Int(data[b])
                 guard count >= 1, count <= components.count, length == 6 + 2 * count else { throw fail(b, "bad SOS header") }
+                scans += 1
+                guard scans <= maxScans else { throw fail(position, "more than \(maxScans) scans") }
+                let e = b + 1 + 2 * count
+                var spec = ScanSpec(start: Int(data[e]), end: Int(data[e + 1]), high: Int(data[e + 2] >> 4),
+                                    low: Int(data[e + 2] & 15))
+                if coding == .baseline {
+                    spec = ScanSpec(start: 0, end: 63, high: 0, low: 0)  // fields are fixed; tolerate junk
+                } else {
+                    guard spec.start <= spec.end, spec.end <= 63, spec.low <= 13, spec.high <= 13,
+                          (spec.start == 0) == (spec.end == 0), spec.start == 0 || count == 1 else {
+                        throw fail(e, "bad progressive scan parameters Ss=\(spec.start) Se=\(spec.end) Ah=\(spec.high) Al=\(spec.low)")
+                    }
+                }
                 var scan: [Int] = []
                 for s in 0..<count {
                     let id = Int(data[b + 1 + 2 * s]), tables = data[b + 2 + 2 * s]
@@ -234,16 +250,19 @@ enum JPEGDecoder {
                     }
                     components[c].dcTable = Int(tables >> 4)
                     components[c].acTable = Int(tables & 15)
-                    guard components[c].dcTable < 4, components[c].acTable < 4,
-                          dc[components[c].dcTable].defined, ac[components[c].acTable].defined else {
+                    guard components[c].dcTable < 4, components[c].acTable < 4 else { throw fail(b, "bad table ids") }
+                    // Only the tables this scan reads must exist (progressive DC scans have no AC table...).
+                    let needsDC = spec.start == 0 && spec.high == 0
+                    let needsAC = spec.end > 0
+                    guard !needsDC || dc[components[c].dcTable].defined, !needsAC || ac[components[c].acTable].defined else {
                         throw fail(b, "SOS uses an undefined Huffman table")
                     }
                     scan.append(c)
                 }
                 position = body.upperBound
-                position = try decodeScan(data, at: position, scan: scan, components: &components, dc: dc, ac: ac,
-                                          mcusWide: mcusWide, mcusHigh: mcusHigh, restartInterval: restartInterval,
-                                          fail: fail)
+                position = try decodeScan(data, at: position, scan: scan, spec: spec, components: &components,
+                                          dc: dc, ac: ac, mcusWide: mcusWide, mcusHigh: mcusHigh,
+                                          restartInterval: restartInterval, fail: fail)
                 scanSeen = true
                 continue markers
             default:
@@ -260,80 +279,5 @@ enum JPEGDecoder {
         }
         return JPEGPixels.toRGB(planes: planes, components: components, width: width, height: height,
                                 hMax: hMax, vMax: vMax)
-    }
-
-    /// Decodes one baseline scan; returns the position of the marker that ends it.
-    static func decodeScan(_ data: [UInt8], at start: Int, scan: [Int], components: inout [Component],
-                           dc: [Huffman], ac: [Huffman], mcusWide: Int, mcusHigh: Int, restartInterval: Int,
-                           fail: (Int, String) -> KinemaError) throws -> Int {
-        var reader = BitReader(data: data, position: start)
-        for c in scan { components[c].prediction = 0 }
-        // A single-component scan is non-interleaved: one block per MCU over the component's real extent.
-        let single = scan.count == 1
-        let first = scan[0]
-        let unitsWide = single ? (components[first].width + 7) / 8 : mcusWide
-        let unitsHigh = single ? (components[first].height + 7) / 8 : mcusHigh
-        let total = unitsWide * unitsHigh
-        var restartsSeen = 0
-
-        func block(_ c: Int, row: Int, column: Int) throws {
-            let base = (row * components[c].blocksWide + column) * 64
-            guard let category = reader.decode(dc[components[c].dcTable]), category <= 11,
-                  let diff = reader.receiveExtend(category) else {
-                throw fail(reader.position, "corrupt or truncated DC coefficient")
-            }
-            components[c].prediction &+= Int32(diff)
-            components[c].coefficients[base] = components[c].prediction
-            var k = 1
-            while k < 64 {
-                guard let rs = reader.decode(ac[components[c].acTable]) else {
-                    throw fail(reader.position, "corrupt or truncated AC coefficient")
-                }
-                let run = rs >> 4, size = rs & 15
-                if size == 0 {
-                    if run == 15 { k += 16; continue }
-                    break
-                }
-                k += run
-                guard k < 64, let value = reader.receiveExtend(size) else {
-                    throw fail(reader.position, "AC run past the block end")
-                }
-                components[c].coefficients[base + zigzag[k]] = Int32(value)
-                k += 1
-            }
-        }
-
-        for unit in 0..<total {
-            if restartInterval > 0 && unit > 0 && unit % restartInterval == 0 {
-                // Byte-align, then expect RST(n mod 8).
-                reader.count = 0
-                let p = reader.position
-                guard p + 1 < data.count, data[p] == 0xFF, data[p + 1] == 0xD0 + UInt8(restartsSeen % 8) else {
-                    throw fail(p, "expected restart marker RST\(restartsSeen % 8)")
-                }
-                restartsSeen += 1
-                reader.position = p + 2
-                reader.hitMarker = false
-                for c in scan { components[c].prediction = 0 }
-            }
-            let mcuRow = unit / unitsWide, mcuColumn = unit % unitsWide
-            if single {
-                try block(first, row: mcuRow, column: mcuColumn)
-            } else {
-                for c in scan {
-                    for y in 0..<components[c].v {
-                        for x in 0..<components[c].h {
-                            try block(c, row: mcuRow * components[c].v + y, column: mcuColumn * components[c].h + x)
-                        }
-                    }
-                }
-            }
-        }
-        // Skip to the next marker (padding bits are dropped with the partial byte).
-        var p = reader.position
-        while p + 1 < data.count && !(data[p] == 0xFF && data[p + 1] != 0x00 && !(0xD0...0xD7).contains(data[p + 1])) {
-            p += 1
-        }
-        return p
     }
 }

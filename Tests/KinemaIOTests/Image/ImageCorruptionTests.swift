@@ -148,5 +148,6 @@ final class ImageCorruptionTests: XCTestCase {
     func testFuzzJPEG() throws {
         try fuzz("jpg_420_rst.jpg", cases: 1500, seed: 21)
         try fuzz("jpg_gray.jpg", cases: 500, seed: 22)
+        try fuzz("jpg_progressive.jpg", cases: 1000, seed: 23)
     }
 }

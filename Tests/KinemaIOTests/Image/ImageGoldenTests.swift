@@ -12,7 +12,7 @@ final class ImageGoldenTests: XCTestCase {
         "png_c0_d1_i", "png_c0_d4_i", "png_c0_d16_i", "png_c2_d8_i", "png_c2_d16_i", "png_c3_d2_i", "png_c4_d8_i",
         "png_c6_d16_i",
     ]
-    static let jpegNames = ["jpg_444", "jpg_422", "jpg_420", "jpg_420_small", "jpg_gray", "jpg_420_rst", "jpg_444_rst"]
+    static let jpegNames = ["jpg_444", "jpg_422", "jpg_420", "jpg_420_small", "jpg_gray", "jpg_420_rst", "jpg_444_rst", "jpg_progressive"]
 
     func expected(_ name: String) throws -> (Tensor, [UInt8]) {
         let source = try Fixtures.open("image/image.safetensors")
@@ -53,13 +53,20 @@ final class ImageGoldenTests: XCTestCase {
                 sum += d
             }
             let mean = Double(sum) / Double(pixels.count)
+            print("JPEG \(name): max abs \(maxAbs), mean abs \(mean)")
             XCTAssertLessThanOrEqual(maxAbs, Tolerances.jpegMaxAbs, "\(name): max abs \(maxAbs), mean \(mean)")
             XCTAssertLessThanOrEqual(mean, Tolerances.jpegMeanAbs, "\(name): mean abs \(mean)")
         }
     }
 
-    func testProgressiveJPEGIsReportedUnsupported() throws {
-        XCTAssertThrowsError(try ImageDecoder.decode(path: Fixtures.path("image/jpg_progressive.jpg"))) { error in
+    func testUnsupportedJPEGCodingIsTyped() throws {
+        // Patch SOF0 into SOF3 (lossless): a typed .unsupported, not a crash or a wrong decode.
+        var data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("image/jpg_444.jpg"))))
+        guard let at = (0..<(data.count - 1)).first(where: { data[$0] == 0xFF && data[$0 + 1] == 0xC0 }) else {
+            return XCTFail("no SOF0 in fixture")
+        }
+        data[at + 1] = 0xC3
+        XCTAssertThrowsError(try ImageDecoder.decode(data: data, origin: "lossless.jpg")) { error in
             guard case KinemaError.unsupported = error else { return XCTFail("unexpected \(error)") }
         }
     }
