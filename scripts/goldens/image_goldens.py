@@ -6,6 +6,8 @@ Writes Tests/Fixtures/image/:
   image.safetensors         U8 [H, W, 3] per name: np.array(Image.open(file).convert("RGB")),
                             except 16-bit greyscale (see below)
   image.json                versions and a description of each image
+  jpg_exif<k>.jpg           EXIF orientation k (2..8): expected = ImageOps.exif_transpose (as diffusers'
+                            load_image), and jpg_exif<k>_stored = the pixels as stored
 
 PNGs are written by the small encoder below (numpy + zlib) so that every colour type, bit depth,
 per-row filter choice and Adam7 interlacing is covered — Pillow's own writer emits only a few of
@@ -181,6 +183,22 @@ def run(versions: dict) -> list[str]:
             rgb = np.array(im.convert("RGB"))
         expected[name] = torch.from_numpy(rgb.copy())
         described[name] = f"JPEG {mode} {w}x{h} saved by Pillow with {opts}"
+
+    # EXIF orientations 2..8 on one small 4:4:4 JPEG: expected is what diffusers' load_image does,
+    # ImageOps.exif_transpose then convert("RGB"); "<name>_stored" is the decode without transposing.
+    from PIL import ImageOps
+    src = _smooth(5, 9, 3, rng).astype(np.uint8)
+    for value in range(2, 9):
+        name = f"jpg_exif{value}"
+        exif = Image.Exif()
+        exif[0x0112] = value
+        path = OUT_DIR / f"{name}.jpg"
+        Image.fromarray(src, "RGB").save(path, "JPEG", quality=95, subsampling=0, exif=exif.tobytes())
+        with Image.open(path) as im:
+            expected[name] = torch.from_numpy(np.array(ImageOps.exif_transpose(im).convert("RGB")).copy())
+        with Image.open(path) as im:
+            expected[name + "_stored"] = torch.from_numpy(np.array(im.convert("RGB")).copy())
+        described[name] = f"JPEG 9x5 4:4:4 with EXIF orientation {value}"
 
     save_tensors(OUT_DIR / "image.safetensors", expected, metadata={"producer": "image_goldens.py"})
     write_json(OUT_DIR / "image.json", {"versions": {**versions, "pillow": PIL.__version__}, "images": described})

@@ -8,7 +8,7 @@ import KinemaCore
 //     replication for any other sampling factors;
 //   * JFIF YCbCr → RGB (BT.601 full range), grey for one component.
 // Scans are entropy-decoded in JPEGScan.swift. Not supported (typed `.unsupported` error): arithmetic coding, 12-bit,
-// lossless, CMYK/4-component. EXIF orientation is not applied (pixels are returned as stored).
+// lossless, CMYK/4-component. EXIF orientation is parsed here and applied by ImageDecoder (EXIFOrientation.swift).
 //
 // Work bound: every Huffman decode consumes at least one bit of entropy-coded data and the decoder
 // stops at the first marker or the end of the data inside a scan, so corrupt input cannot loop.
@@ -100,7 +100,8 @@ enum JPEGDecoder {
         }
     }
 
-    static func decode(_ data: [UInt8], origin: String) throws -> RGBImage {
+    /// The decoded image (as stored) and its EXIF orientation (1 when absent).
+    static func decode(_ data: [UInt8], origin: String) throws -> (image: RGBImage, orientation: Int) {
         func fail(_ offset: Int, _ reason: String) -> KinemaError {
             KinemaError.badFile(path: origin, location: "JPEG byte \(offset)", reason: reason)
         }
@@ -114,6 +115,7 @@ enum JPEGDecoder {
         var frameSeen = false, scanSeen = false
         var coding = Coding.baseline
         var scans = 0
+        var orientation: Int?
 
         func u16(_ at: Int) throws -> Int {
             guard at + 2 <= data.count else { throw fail(at, "truncated") }
@@ -265,6 +267,8 @@ enum JPEGDecoder {
                                           restartInterval: restartInterval, fail: fail)
                 scanSeen = true
                 continue markers
+            case 0xE1 where orientation == nil:
+                orientation = EXIFOrientation.parse(data, body)
             default:
                 break  // APPn, COM and other segments are skipped
             }
@@ -277,7 +281,8 @@ enum JPEGDecoder {
         let planes = components.map { component in
             JPEGPixels.inverseTransform(component, quant: quant[component.table])
         }
-        return JPEGPixels.toRGB(planes: planes, components: components, width: width, height: height,
-                                hMax: hMax, vMax: vMax)
+        let image = JPEGPixels.toRGB(planes: planes, components: components, width: width, height: height,
+                                     hMax: hMax, vMax: vMax)
+        return (image, orientation ?? 1)
     }
 }

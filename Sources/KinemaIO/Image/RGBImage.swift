@@ -45,21 +45,24 @@ public enum ImageDecoder {
         return nil
     }
 
-    public static func decode(path: String) throws -> RGBImage {
+    public static func decode(path: String, orientation: ImageOrientation = .applyEXIF) throws -> RGBImage {
         let data: Data
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: path))
         } catch {
             throw KinemaError.io(path: path, reason: "cannot read image: \(error.localizedDescription)")
         }
-        return try decode(data: [UInt8](data), origin: path)
+        return try decode(data: [UInt8](data), origin: path, orientation: orientation)
     }
 
-    /// Decodes PNG or JPEG bytes; `origin` names the source in errors.
-    public static func decode(data: [UInt8], origin: String) throws -> RGBImage {
+    /// Decodes PNG or JPEG bytes; `origin` names the source in errors. The default orientation mode
+    /// matches diffusers' `load_image` (EXIF applied); PNG's eXIf chunk is not read (rare; not applied).
+    public static func decode(data: [UInt8], origin: String, orientation: ImageOrientation = .applyEXIF) throws -> RGBImage {
         switch format(of: data) {
         case .png: return try PNGDecoder.decode(data, origin: origin)
-        case .jpeg: return try JPEGDecoder.decode(data, origin: origin)
+        case .jpeg:
+            let (image, exif) = try JPEGDecoder.decode(data, origin: origin)
+            return orientation == .applyEXIF ? EXIFOrientation.apply(exif, to: image) : image
         case nil:
             let head = data.prefix(8).map { String(format: "%02x", $0) }.joined(separator: " ")
             throw KinemaError.badFile(path: origin, location: "byte 0",

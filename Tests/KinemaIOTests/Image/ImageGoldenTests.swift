@@ -59,6 +59,20 @@ final class ImageGoldenTests: XCTestCase {
         }
     }
 
+    func testEXIFOrientationMatchesExifTranspose() throws {
+        for value in 2...8 {
+            let path = Fixtures.path("image/jpg_exif\(value).jpg")
+            for (mode, key) in [(ImageOrientation.applyEXIF, "jpg_exif\(value)"), (.asStored, "jpg_exif\(value)_stored")] {
+                let image = try ImageDecoder.decode(path: path, orientation: mode)
+                let (tensor, pixels) = try expected(key)
+                XCTAssertEqual([image.height, image.width, 3], tensor.shape, key)
+                guard image.pixels.count == pixels.count else { continue }
+                let maxAbs = zip(image.pixels, pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0
+                XCTAssertLessThanOrEqual(maxAbs, Tolerances.jpegMaxAbs, key)
+            }
+        }
+    }
+
     func testUnsupportedJPEGCodingIsTyped() throws {
         // Patch SOF0 into SOF3 (lossless): a typed .unsupported, not a crash or a wrong decode.
         var data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("image/jpg_444.jpg"))))
