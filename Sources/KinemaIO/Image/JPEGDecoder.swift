@@ -216,6 +216,13 @@ enum JPEGDecoder {
                 vMax = components.map(\.v).max() ?? 1
                 mcusWide = (width + 8 * hMax - 1) / (8 * hMax)
                 mcusHigh = (height + 8 * vMax - 1) / (8 * vMax)
+                // A sequential scan spends at least 2 bits per block (a DC code and an EOB), so a tiny
+                // file cannot honestly declare a huge frame: refuse before allocating coefficients.
+                // (Progressive EOB runs can cover 32767 blocks in a few bits, so only the pixel cap applies.)
+                let blocks = components.reduce(0) { $0 + mcusWide * $1.h * mcusHigh * $1.v }
+                if coding == .baseline && blocks > 4 * data.count + 64 {
+                    throw fail(b, "frame of \(width)x\(height) needs \(blocks) blocks, more than \(data.count) bytes can code")
+                }
                 for c in components.indices {
                     components[c].blocksWide = mcusWide * components[c].h
                     components[c].blocksHigh = mcusHigh * components[c].v
