@@ -231,12 +231,12 @@ struct SwiftInflater {
 }
 
 extension HuffmanTable {
-    /// A table with no codes: every decode fails cleanly.
-    static let empty: HuffmanTable = {
-        var table = (try? HuffmanTable(lengths: [], origin: "")) ?? HuffmanTable(unchecked: ())
-        table.counts = [Int](repeating: 0, count: 16)
-        return table
-    }()
+    /// A table with no codes: every decode fails cleanly (only used if the constant tables below
+    /// could not be built, which cannot happen for RFC 1951's fixed lengths).
+    static let empty = HuffmanTable(counts: [Int](repeating: 0, count: 16), symbols: [])
 
-    private init(unchecked: Void) {}
+    private init(counts: [Int], symbols: [Int]) {
+        self.counts = counts
+        self.symbols = symbols
+    }
 }
