@@ -31,3 +31,11 @@ extension Tolerances {
     /// σ tables against the reference, absolute (σ ∈ [0, 1]; a few float32 ulps).
     public static let samplerSigmaAbs = 5e-7
 }
+
+extension Tolerances {
+    /// JPEG decode against Pillow (libjpeg-turbo), per 8-bit sample: we use a float IDCT and float
+    /// colour conversion where libjpeg uses fixed-point "islow" IDCT and tables, so single samples may
+    /// differ by a few levels; the mean difference must stay below one level. (PNG is compared exactly.)
+    public static let jpegMaxAbs = 3
+    public static let jpegMeanAbs = 1.0
+}
