@@ -40,24 +40,8 @@ TEXT_LEN = 512  # WanPipeline's default max_sequence_length, and Wan's text_len
 
 UMT5_D_MODEL = 32
 
-DIT_CONFIG = dict(
-    patch_size=[1, 2, 2],
-    num_attention_heads=4,
-    attention_head_dim=16,
-    in_channels=16,
-    out_channels=16,
-    text_dim=UMT5_D_MODEL,
-    freq_dim=256,
-    ffn_dim=128,
-    num_layers=2,
-    cross_attn_norm=True,
-    qk_norm="rms_norm_across_heads",
-    eps=1e-6,
-    image_dim=None,
-    added_kv_proj_dim=None,
-    rope_max_seq_len=1024,
-    pos_embed_seq_len=None,
-)
+# The t2v DiT of dit_goldens, its text input widened to the umT5 encoder's d_model.
+DIT_CONFIG = dict(dit_goldens._BASE_MODEL, text_dim=UMT5_D_MODEL)
 
 # The tiny VAE of vae_goldens with z_dim 16 (the DiT's channels). latents_mean / latents_std are
 # left at AutoencoderKLWan's defaults, which are the real Wan2.1 values (16 entries each).
