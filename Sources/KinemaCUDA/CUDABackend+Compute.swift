@@ -232,9 +232,10 @@ extension CUDABackend {
             throw KinemaError.shapeMismatch(context: "attention", expected: "q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv], D ≤ 256", found: "\(query.shape), \(key.shape), \(value.shape)")
         }
         let (q, k, v) = (try cast(query, dtype: query.dtype), try cast(key, dtype: query.dtype), try cast(value, dtype: query.dtype))
-        let out = try empty([batch, heads, lq, dv], query.dtype)
         let rows = batch * heads * lq
-        guard rows > 0, lk > 0 else { return out }
+        guard rows > 0, lk > 0 else { return try zeros([batch, heads, lq, dv], dtype: query.dtype) }
+        if let viaCUDNN = try attentionThroughCUDNN(query: q, key: k, value: v, scale: scale) { return viaCUDNN }
+        let out = try empty([batch, heads, lq, dv], query.dtype)
         if query.dtype == .bf16, d == FlashAttentionKernel.headDim, dv == FlashAttentionKernel.headDim,
             [q, k, v].allSatisfy({ t in t.strides.dropLast().allSatisfy { $0 % 2 == 0 } && address(t) % 4 == 0 }),
             batch * heads <= 65535
@@ -301,6 +302,9 @@ extension CUDABackend {
         let filters = try contiguous(weight)
         let biasF32 = try parameter(bias, length: co, "conv3d bias")
         let out = try empty([b, co, to, ho, wo], x.dtype)
+        if try conv3dThroughCUDNN(input: input, filters: filters, bias: biasF32, out: out, stride: stride, padding: padding) {
+            return out
+        }
         try launchLinear("kinema_conv3d", MatrixKernels.conv3d(x.dtype, weight.dtype), count: out.count) { arguments in
             arguments.append(address(input))
             arguments.append(address(filters))

@@ -18,6 +18,11 @@ public struct RuntimeOptions: Sendable {
     public var maxDeviceMemory: Int?
     /// Directories searched for external programs such as ffmpeg (PATH), in order.
     public var executableSearchPath: [String]
+    /// Attention implementation on CUDA (KINEMA_ATTENTION): auto (cuDNN when it loads and accepts the
+    /// problem, else Kinema's kernel), cudnn, or kinema. Validated by the CUDA backend.
+    public var attentionEngine: String?
+    /// conv3d implementation on CUDA (KINEMA_CONV): auto, cudnn or kinema, as for attention.
+    public var convolutionEngine: String?
 
     public static let current = RuntimeOptions(environment: ProcessInfo.processInfo.environment)
 
@@ -37,6 +42,8 @@ public struct RuntimeOptions: Sendable {
             kernelCacheDirectory = nil
         }
         maxDeviceMemory = environment["KINEMA_MAX_VRAM"].flatMap(RuntimeOptions.parseBytes)
+        attentionEngine = environment["KINEMA_ATTENTION"].flatMap { $0.isEmpty ? nil : $0 }
+        convolutionEngine = environment["KINEMA_CONV"].flatMap { $0.isEmpty ? nil : $0 }
         executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
     }
 }
