@@ -127,6 +127,13 @@ enum OpConsistency {
                     query: try b.upload(crossQ).permuted([0, 2, 1, 3]), key: try b.upload(crossK).permuted([0, 2, 1, 3]),
                     value: try b.upload(crossV).permuted([0, 2, 1, 3]), scale: 1 / Float(64).squareRoot())
             })
+            // The Wan VAE's mid-block attention: one 384-wide head over a frame's pixels (beyond the kernels' D ≤ 256).
+            let pixels = try random([3, 70, 3 * 384], seed: 33, scale: 0.1, dtype: dtype)
+            cases.append(Case(name: "attention D 384 (VAE) [3,1,70,384] \(tag)", tolerance: tol) { b in
+                let qkv = try b.upload(pixels)
+                func part(_ i: Int) throws -> Tensor { try qkv.narrowed(axis: 2, start: i * 384, length: 384).unsqueezed(1) }
+                return try b.attention(query: try part(0), key: try part(1), value: try part(2), scale: 1 / Float(384).squareRoot())
+            })
             let video = try random([1, 5, 3, 10, 14], seed: 20, dtype: dtype)
             let patch = try random([7, 5, 1, 2, 2], seed: 21, scale: 0.1, dtype: dtype)
             let cube = try random([4, 5, 3, 3, 3], seed: 22, scale: 0.1, dtype: dtype)

@@ -24,7 +24,7 @@ bench_rc=$?
     --warmup 1 --iterations 3 --profile --json "$OUT/bench-1.3b-480p-cuda.json" > "$OUT/bench-480p.log" 2>&1
 bench480_rc=$?
 # The Wan2.1 VAE decode at the same shape (pixel sizes: 81 frames of 480×832 ← 21×60×104 latents).
-./.device/kinema bench --vae --frames 81 --height 480 --width 832 --device cuda --precision bf16 \
+timeout 300 ./.device/kinema bench --vae --frames 81 --height 480 --width 832 --device cuda --precision bf16 \
     --warmup 1 --iterations 3 --json "$OUT/bench-vae-480p-cuda.json" > "$OUT/bench-vae.log" 2>&1
 benchvae_rc=$?
 

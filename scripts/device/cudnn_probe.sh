@@ -25,10 +25,9 @@ echo "doctor rc $?"
 grep -E "^(GPU|cuDNN|selection)" "$OUT/doctor.log"
 grep -E "attention|conv3d|VAE|vae|FAIL|passed, |warning" "$OUT/doctor.log" | cut -c1-220
 
-echo "== VAE decode 81×480×832 bf16 (auto, then Kinema kernels only)"
+# (No Kinema-kernels-only decode at this size: the direct conv kernel would take minutes; the probe's conv
+# lines above compare the two per convolution.)
+echo "== VAE decode 81×480×832 bf16 (KINEMA_CONV/KINEMA_ATTENTION auto)"
 timeout 300 ./.device/kinema bench --vae --frames 81 --height 480 --width 832 --device cuda --precision bf16 \
     --warmup 1 --iterations 3 --json "$OUT/bench-vae-cudnn.json" > "$OUT/bench-vae-cudnn.log" 2>&1
 echo "rc $?"; grep -vE "^    cuDNN conv" "$OUT/bench-vae-cudnn.log" | tail -8
-KINEMA_CONV=kinema KINEMA_ATTENTION=kinema timeout 300 ./.device/kinema bench --vae --frames 81 --height 480 --width 832 \
-    --device cuda --precision bf16 --warmup 0 --iterations 1 --json "$OUT/bench-vae-kinema.json" > "$OUT/bench-vae-kinema.log" 2>&1
-echo "rc $?"; tail -5 "$OUT/bench-vae-kinema.log"
