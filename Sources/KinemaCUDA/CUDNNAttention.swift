@@ -138,7 +138,9 @@ final class CUDNNAttention: @unchecked Sendable {
                 + "\(key.dtype.rawValue): " + failures.joined(separator: " | "))
     }
 
-    func lower(_ key: Key, variant: Variant, into g: CUDNNGraphBuilder) throws {
+    func lower(_ key: Key, variant: Variant, scalarRank: Int = 4, into g: CUDNNGraphBuilder) throws {
+        // `scalarRank`: the scale's rank; pointwise operands must match the score tensor's rank 4 (cuDNN
+        // rejects a rank-1 scalar at finalize: "xPort.tensor.getNbDims() != bPort.tensor.getNbDims()").
         guard let io = CUDNNCode.dataType(key.dtype) else { throw KinemaError.unsupported("cuDNN attention dtype \(key.dtype)") }
         let f32 = CUDNNCode.float
         let (b, h, lq, lk, d, dv) = (key.batch, key.heads, key.lq, key.lk, key.d, key.dv)
@@ -147,7 +149,8 @@ final class CUDNNAttention: @unchecked Sendable {
             "K^T", dims: [b, h, d, lk], strides: [key.k[0], key.k[1], key.k[3], key.k[2]], dtype: io, id: ID.kT, alignment: key.alignment[1])
         let v = try g.tensor("V", dims: [b, h, lk, dv], strides: key.v, dtype: io, id: ID.v, alignment: key.alignment[2])
         let o = try g.tensor("O", dims: [b, h, lq, dv], strides: [lq * h * dv, dv, h * dv, 1], dtype: io, id: ID.o, alignment: key.alignment[3])
-        let scale = try g.tensor("scale", dims: [1, 1, 1, 1], strides: [1, 1, 1, 1], dtype: f32, id: ID.scale, byValue: true)
+        let ones = [Int](repeating: 1, count: scalarRank)
+        let scale = try g.tensor("scale", dims: ones, strides: ones, dtype: f32, id: ID.scale, byValue: true)
         let full = ([b, h, lq, lk], [h * lq * lk, lq * lk, lk, 1])
         let row = ([b, h, lq, 1], [h * lq, lq, 1, 1])
         func virtual(_ name: String, _ layout: ([Int], [Int]), dtype: Int32 = f32) throws -> BackendDescriptor {

@@ -268,7 +268,8 @@ final class CUDNNGraphBuilder {
             api.backendGet(heuristics.raw, CUDNNCode.heuristicsResults, CUDNNCode.typeBackendDescriptor, 0, &available, nil),
             "GetAttribute(engine heuristics.RESULTS count)")
         guard available > 0 else {
-            throw KinemaError.unsupported("cuDNN heuristics (mode A) returned no engine config for this graph")
+            let detail = api.lastErrorText()
+            throw KinemaError.unsupported("cuDNN heuristics (mode A) returned no engine config for this graph" + (detail.isEmpty ? "" : ": \(detail)"))
         }
         let configs = try (0..<Int(available)).map { try make(CUDNNCode.engineConfigDescriptor, "engine config \($0)") }
         var raws: [OpaquePointer?] = configs.map(\.raw)

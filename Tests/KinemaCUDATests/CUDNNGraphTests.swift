@@ -49,6 +49,14 @@ final class CUDNNGraphTests: XCTestCase {
         }
     }
 
+    func testRankOneScaleIsRejectedWithCUDNNsReason() throws {
+        let api = try openCUDNN()
+        let builder = CUDNNGraphBuilder(api)
+        XCTAssertThrowsError(try CUDNNAttention(api: api).lower(key(lq: 64, lk: 64, d: 64), variant: .composite, scalarRank: 1, into: builder)) {
+            XCTAssertTrue("\($0)".contains("attn_scale") && "\($0)".contains("CUDNN_STATUS"), "\($0)")
+        }
+    }
+
     func testAttentionRejectsMismatchedDescriptorsWithCUDNNText() throws {
         let api = try openCUDNN()
         let builder = CUDNNGraphBuilder(api)
