@@ -55,10 +55,12 @@ def main() -> None:
     t5_config = UMT5Config(vocab_size=256384, d_model=4096, d_kv=64, d_ff=10240, num_layers=24, num_heads=64,
                            relative_attention_num_buckets=32, relative_attention_max_distance=128,
                            feed_forward_proj="gated-gelu", dense_act_fn="gelu_new", is_encoder_decoder=False)
+    torch.set_default_dtype(torch.bfloat16)  # built in bf16 directly (see diffusers_baseline.py)
     with torch.device(device):
-        text_encoder = randomize(UMT5EncoderModel(t5_config).to(torch.bfloat16).eval())
-        transformer = randomize(WanTransformer3DModel(**CONFIGS[args.shape]).to(torch.bfloat16).eval())
-        vae = randomize(AutoencoderKLWan().to(torch.bfloat16).eval())
+        text_encoder = randomize(UMT5EncoderModel(t5_config).eval())
+        transformer = randomize(WanTransformer3DModel(**CONFIGS[args.shape]).eval())
+        vae = randomize(AutoencoderKLWan().eval())
+    torch.set_default_dtype(torch.float32)
     build = time.time() - t0
     tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000,
