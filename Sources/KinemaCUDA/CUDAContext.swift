@@ -29,6 +29,8 @@ public final class CUDAContext: @unchecked Sendable {
     }
     let warningLock = NSLock()
     var warnedKeys: Set<String> = []
+    /// Pinned double buffer for large host↔device copies (allocated on first use).
+    private lazy var staging = PinnedStaging(driver: driver, stream: stream)
 
     var profiler: KernelProfiler?
     let profilerLock = NSLock()
@@ -146,6 +148,7 @@ public final class CUDAContext: @unchecked Sendable {
     func copyToDevice(_ source: UnsafeRawPointer, _ destination: CUdeviceptr, bytes: Int) throws {
         guard bytes > 0 else { return }
         try makeCurrent()
+        if bytes >= PinnedStaging.minimumBytes, try staging.upload(source, to: destination, bytes: bytes) { return }
         try driver.check(driver.cuMemcpyHtoDAsync(destination, source, bytes, stream), "cuMemcpyHtoDAsync")
         // The host buffer may be freed by the caller right after: wait for the (staged) copy.
         try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
@@ -154,6 +157,7 @@ public final class CUDAContext: @unchecked Sendable {
     func copyToHost(_ source: CUdeviceptr, _ destination: UnsafeMutableRawPointer, bytes: Int) throws {
         guard bytes > 0 else { return }
         try makeCurrent()
+        if bytes >= PinnedStaging.minimumBytes, try staging.download(source, to: destination, bytes: bytes) { return }
         try driver.check(driver.cuMemcpyDtoHAsync(destination, source, bytes, stream), "cuMemcpyDtoHAsync")
         try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
     }
