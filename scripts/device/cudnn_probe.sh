@@ -6,6 +6,17 @@
 #
 #   ../shared/tools/gpu-bundle                        # here: builds .device/kinema
 #   run: bash scripts/device/cudnn_probe.sh           # there, with carry [".device"]
+#
+# Not yet run on a GPU (written without one). What to look for in the first run:
+#   - "cudnn 9.x.y (path)": cuDNN found (the pip nvidia-cudnn-cu13 wheel); "not available" says where it looked.
+#   - sdpa lines: "cudnn plan ok" with ~400-600 TFLOP/s on H100 for Lq = Lk = 32760 and a max|Δ| vs Kinema's
+#     kernel of bf16 size (≲1e-2, rel-L2 ≲ 5e-3). "cudnn FAILED" prints, per graph variant tried, cuDNN's
+#     status and last error message (cudnnGetLastErrorString): a failure in "operation graph" or
+#     "engine heuristics" means the pattern is not recognised; one in "execution plan N" an engine refused.
+#   - conv3d lines: cuDNN bf16 should be many times Kinema's direct kernel; f32 rows use FMA-only algorithms
+#     (no TF32), so their rel-L2 against Kinema's should be ~1e-6.
+#   - doctor: the "cuDNN attention …" / "cuDNN conv3d …" rows must pass like the Kinema rows above them.
+#   - "warning: cuDNN … failed" lines in the bench/doctor logs mark shapes that fell back to Kinema's kernels.
 set -uo pipefail
 OUT=${OUT:-/tmp/kinema-out}
 mkdir -p "$OUT"
