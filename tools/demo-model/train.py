@@ -656,8 +656,15 @@ def main():
     parser.add_argument("--force", action="store_true", help="retrain the VAE even if finished")
     parser.add_argument("--eval-cases", type=int, default=48)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a numeric training setting, e.g. --set dit_batch=256 --set bank=4096")
     args = parser.parse_args()
-    cfg = SMOKE if args.smoke else FULL
+    cfg = dict(SMOKE if args.smoke else FULL)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in cfg or isinstance(cfg[key], (dict, list)):
+            raise SystemExit(f"--set {item}: not a numeric setting (known: {sorted(k for k, v in cfg.items() if not isinstance(v, (dict, list)))})")
+        cfg[key] = type(cfg[key])(float(value)) if isinstance(cfg[key], int) else float(value)
     device = torch.device(args.device)
     args.work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
