@@ -268,6 +268,59 @@ def stage_vae(args, cfg, device, budget: Budget):
     save(path, dict(model=compact(vae.state_dict()), step=step, latents_mean=mean.tolist(), latents_std=std.tolist()))
 
 
+def stage_vae_decoder(args, cfg, device, budget: Budget):
+    """More training for the decoder alone. The encoder (and so every latent the DiT was trained on, and
+    the latent statistics) stays fixed, so this can run after the DiT without invalidating it."""
+    path = args.work / "vae.pt"
+    state = load(path)
+    if not state or "latents_mean" not in state:
+        raise SystemExit("vae_decoder: no finished vae.pt; run --stages vae first")
+    vae = make_vae(cfg).to(device)
+    vae.load_state_dict(state["model"])
+    vae.requires_grad_(False)
+    trainable = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for p in trainable:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(trainable, lr=cfg["vae_lr"] * 0.5, betas=(0.9, 0.99), weight_decay=0.0)
+    step = state.get("decoder_step", 0)
+    rng = random.Random(30000 + step)
+    t0, seen, losses, start = time.time(), 0, [], step
+    vae.train()
+    while budget.left() > 15:
+        for group in opt.param_groups:
+            group["lr"] = warmup_lr(step - start, cfg["vae_lr"] * 0.5, 50)
+        video, mask, _, _ = world.sample_batch(rng, cfg["vae_batch"], device, cfg["vae_frames"], cfg["size"])
+        with torch.no_grad(), autocast(device):
+            z = vae.encode(video).latent_dist.mean
+        with autocast(device):
+            recon = decode_unclamped(vae, z)
+        err = recon.float() - video
+        weight = 1 + 8 * mask
+        loss = (weight * err.abs()).mean() + (weight * err.square()).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        opt.step()
+        step += 1
+        seen += video.shape[0]
+        losses.append(loss.item())
+        if step % 50 == 0:
+            log(f"vae_decoder step {step} loss {sum(losses) / len(losses):.4f} | {seen / (time.time() - t0):.1f} clips/s")
+            losses = []
+    vae.eval()
+    srng = random.Random(77)
+    with torch.no_grad():
+        video, fgmask, _, _ = world.sample_batch(srng, cfg["vae_batch"], device, cfg["frames"], cfg["size"])
+        with autocast(device):
+            recon = vae.decode(vae.encode(video).latent_dist.mean).sample.float()
+        err = ((recon - video) / 2).square()
+        on_object = (fgmask > 0.5).expand_as(err)
+    log(f"vae_decoder done at step {step}: recon PSNR {(-10 * torch.log10(err.mean())).item():.1f} dB, "
+        f"on the object {(-10 * torch.log10(err[on_object].mean())).item():.1f} dB")
+    state.update(model=compact(vae.state_dict()), decoder_step=step)
+    save(path, state)
+
+
 # ----------------------------------------------------------------------------------------------- dit
 
 
@@ -662,7 +715,7 @@ def stage_evaluate(args, cfg, device, budget: Budget):
                 log(f"  fail: {c['prompt']!r}: {r}")
 
 
-STAGES = dict(vae=stage_vae, dit=stage_dit, teacher_samples=stage_teacher_samples, distill=stage_distill,
+STAGES = dict(vae=stage_vae, vae_decoder=stage_vae_decoder, dit=stage_dit, teacher_samples=stage_teacher_samples, distill=stage_distill,
               export=stage_export, evaluate=stage_evaluate)
 
 
