@@ -135,18 +135,25 @@ enum TorchBicubic {
         return (far(t + 1), near(t), near(1 - t), far(2 - t))
     }
 
-    /// For each output index: the four clamped input indices and their weights (align_corners = False:
-    /// source = scale · (i + 0.5) − 0.5, scale = in / out in f32, not clamped at 0 for cubic).
-    static func taps(inSize: Int, outSize: Int) -> [(indices: (Int, Int, Int, Int), weights: (Float, Float, Float, Float))] {
+    /// For each output index, four clamped input indices and their weights, flattened [out · 4]
+    /// (align_corners = False: source = scale · (i + 0.5) − 0.5 with scale = in / out in f32, not clamped at
+    /// 0 for cubic; t = source − floor(source)).
+    static func taps(inSize: Int, outSize: Int) -> (indices: [Int], weights: [Float]) {
         let scale = Float(inSize) / Float(outSize)
-        return (0..<outSize).map { out in
+        var indices = [Int](repeating: 0, count: outSize * 4)
+        var weights = [Float](repeating: 0, count: outSize * 4)
+        for out in 0..<outSize {
             let source = scale * (Float(out) + 0.5) - 0.5
             let floor = source.rounded(.down)
             let t = min(max(source - floor, 0), 1)
-            let base = Int(floor) - 1
-            func clamped(_ offset: Int) -> Int { min(max(base + offset, 0), inSize - 1) }
-            return ((clamped(0), clamped(1), clamped(2), clamped(3)), weights(t))
+            let w = self.weights(t)
+            let taps = [w.0, w.1, w.2, w.3]
+            for tap in 0..<4 {
+                indices[out * 4 + tap] = min(max(Int(floor) - 1 + tap, 0), inSize - 1)
+                weights[out * 4 + tap] = taps[tap]
+            }
         }
+        return (indices, weights)
     }
 
     /// `F.interpolate(x[None], size=(height, width), mode="bicubic", align_corners=False)` for a host
@@ -163,18 +170,14 @@ enum TorchBicubic {
         var out = [Float](repeating: 0, count: channels * height * width)
         for channel in 0..<channels {
             let plane = channel * inHeight * inWidth
-            for (y, row) in rows.enumerated() {
-                let ys = [row.indices.0, row.indices.1, row.indices.2, row.indices.3]
-                let wy = [row.weights.0, row.weights.1, row.weights.2, row.weights.3]
-                for (x, column) in columns.enumerated() {
-                    let xs = [column.indices.0, column.indices.1, column.indices.2, column.indices.3]
-                    let wx = [column.weights.0, column.weights.1, column.weights.2, column.weights.3]
+            for y in 0..<height {
+                for x in 0..<width {
                     var total: Float = 0
                     for i in 0..<4 {
-                        let line = plane + ys[i] * inWidth
-                        var inner = values[line + xs[0]] * wx[0]
-                        for j in 1..<4 { inner += values[line + xs[j]] * wx[j] }
-                        total = i == 0 ? inner * wy[0] : total + inner * wy[i]
+                        let line = plane + rows.indices[y * 4 + i] * inWidth
+                        var inner = values[line + columns.indices[x * 4]] * columns.weights[x * 4]
+                        for j in 1..<4 { inner += values[line + columns.indices[x * 4 + j]] * columns.weights[x * 4 + j] }
+                        total = i == 0 ? inner * rows.weights[y * 4] : total + inner * rows.weights[y * 4 + i]
                     }
                     out[(channel * height + y) * width + x] = total
                 }
