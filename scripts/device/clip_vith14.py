@@ -1,11 +1,11 @@
-"""Full-size check of Kinema's CLIP vision encoder on the GPU machine: a random-weight ViT-H/14
+"""Full-size check of Kinema's CLIP vision encoder (GPU machine, or --device cpu): a random-weight ViT-H/14
 (Wan2.1 I2V's image encoder shape: 224 px, patch 14, width 1280, 32 layers, 16 heads, MLP 5120, exact
-GELU) built by transformers, its hidden_states[-2] computed by transformers on the GPU in f32 (TF32
+GELU) built by transformers, its hidden_states[-2] computed by transformers in f32 on the same device (TF32
 off), against `kinema forward --component image_encoder` in f32 and bf16.
 
     python3 scripts/device/clip_vith14.py --kinema .device/kinema --work /tmp/clip-vith14 --out $OUT
 
-Prints one line per precision: rel L2, max abs, Kinema load / forward seconds, and the transformers
+Prints JSON (also written to $OUT/clip-vith14.json): per precision rel L2, max abs, Kinema load / forward seconds, and the transformers
 forward time (median of 5 after a warm-up).
 """
 
@@ -28,6 +28,7 @@ def main() -> int:
     ap.add_argument("--work", default="/tmp/clip-vith14")
     ap.add_argument("--out", default="/tmp/kinema-out")
     ap.add_argument("--batch", type=int, default=2)
+    ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"], help="where both sides run")
     args = ap.parse_args()
 
     from safetensors.torch import load_file, save_file
@@ -56,27 +57,29 @@ def main() -> int:
     pixel_values = torch.randn(args.batch, 3, 224, 224, generator=g)
     save_file({"pixel_values": pixel_values}, str(work / "inputs.safetensors"))
 
-    model = model.cuda()
+    model = model.to(args.device)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     with torch.no_grad():
-        x = pixel_values.cuda()
+        x = pixel_values.to(args.device)
         reference = model(pixel_values=x, output_hidden_states=True).hidden_states[-2].float().cpu()
         times = []
         for _ in range(6):
-            torch.cuda.synchronize()
+            sync()
             t0 = time.perf_counter()
             model(pixel_values=x, output_hidden_states=True)
-            torch.cuda.synchronize()
+            sync()
             times.append(time.perf_counter() - t0)
     ref_seconds = float(np.median(times[1:]))
     del model
-    torch.cuda.empty_cache()
+    if args.device == "cuda":
+        torch.cuda.empty_cache()
 
-    results = {"transformers_f32_forward_s": ref_seconds, "shape": list(reference.shape)}
+    results = {"device": args.device, "transformers_f32_forward_s": ref_seconds, "shape": list(reference.shape)}
     for precision in ("f32", "bf16"):
         target = work / f"embeds-{precision}.safetensors"
         run = subprocess.run(
             [args.kinema, "forward", "--model", str(work), "--component", "image_encoder", "--inputs",
-             str(work / "inputs.safetensors"), "--output", str(target), "--device", "cuda", "--precision", precision],
+             str(work / "inputs.safetensors"), "--output", str(target), "--device", args.device, "--precision", precision],
             capture_output=True, text=True)
         (out / f"clip-forward-{precision}.log").write_text(run.stdout + run.stderr)
         if run.returncode != 0:
