@@ -74,10 +74,6 @@ public final class TextToVideoPipeline {
                 "text encoder width \(textEncoder.config.dModel) does not match the transformer's text input \(transformer.config.textDim)")
         }
         task = try WanTask(config: transformer.config)
-        if task != .textToVideo && imageEncoder == nil {
-            throw KinemaError.invalidArgument(
-                "this transformer is an \(task.description) model (in_dim \(transformer.config.inDim)): it needs an image encoder (CLIP)")
-        }
         self.tokenizer = tokenizer
         self.textEncoder = textEncoder
         self.transformer = transformer
@@ -86,9 +82,11 @@ public final class TextToVideoPipeline {
         self.backend = backend
     }
 
-    public static func load(_ folder: WanModelFolder, backend: any Backend, precision: Precision) throws -> TextToVideoPipeline {
+    /// Loads every component of the folder. `imageEncoder: false` skips CLIP for I2V models (sessions then need
+    /// precomputed image tokens).
+    public static func load(_ folder: WanModelFolder, backend: any Backend, precision: Precision, imageEncoder: Bool = true) throws -> TextToVideoPipeline {
         let transformer = try folder.loadTransformer(backend: backend, precision: precision)
-        let needsImages = try WanTask(config: transformer.config) != .textToVideo
+        let needsImages = try WanTask(config: transformer.config) != .textToVideo && imageEncoder
         return try TextToVideoPipeline(
             tokenizer: try folder.loadTokenizer(), textEncoder: try folder.loadTextEncoder(backend: backend, precision: precision),
             transformer: transformer, vae: try folder.loadVAE(backend: backend, precision: precision),

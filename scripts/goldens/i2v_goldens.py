@@ -318,7 +318,7 @@ def wan_folder(out: Path, dit) -> dict:
     wcfg = dit_goldens.wan_config({"model": I2V_DIT, "text_tokens": TEXT_LEN}, "i2v")
     write_json(wdir / "config.json", wcfg)
     for name in ("models_t5_umt5-xxl-enc-bf16.pth", "Wan2.1_VAE.pth", "google"):
-        os.symlink(f"../wan_pipeline/wan/{name}", wdir / name)
+        os.symlink(f"../../wan_pipeline/wan/{name}", wdir / name)
     from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
 
     back = convert_wan_transformer_to_diffusers({k: v.float().clone() for k, v in w.items()})
@@ -361,7 +361,7 @@ def run(versions: dict) -> list[str]:
         lat = randn((1, 16, (case["frames"] - 1) // 4 + 1, h // 8, w // 8), LATENT_SEED + ci)
         case_io, stats[name] = run_case(pipe, name, case, images, lat)
         io.update(case_io)
-        cases_json[name] = dict(case, height=h, width=w, negative_prompt_used=(case["negative_prompt"] or "")
+        cases_json[name] = dict(case, height=h, width=w, shift=pipeline_goldens.SHIFT, negative_prompt_used=(case["negative_prompt"] or "")
                                 if case["guidance_scale"] > 1.0 else None,
                                 scheduler_config={k: v for k, v in dict(pipeline_goldens.make_scheduler(case["sampler"]).config).items()
                                                   if not k.startswith("_")},
