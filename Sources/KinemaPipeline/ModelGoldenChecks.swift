@@ -5,7 +5,8 @@ import KinemaModels
 import KinemaNN
 
 // The model goldens (diffusers outputs in Tests/Fixtures, written by scripts/goldens) run on the GPU:
-// the Wan DiT cases in both layouts and the Wan VAE decode and encode, in f32 and bf16.
+// the Wan DiT cases in both layouts and the Wan VAE decode and encode, in f32 and bf16; the I2V / FLF2V
+// pipelines end to end in f32 (ImageToVideoGoldenChecks.swift).
 
 enum ModelGoldenChecks {
     static func run(gpu: any Backend, fixtures: String) -> [DoctorCheck] {
@@ -45,6 +46,7 @@ enum ModelGoldenChecks {
                 })
             }
         }
+        checks += imageToVideo(gpu: gpu, fixtures: fixtures)
         return checks
     }
 

@@ -107,4 +107,28 @@ final class ImageToVideoGenerateTests: XCTestCase {
             folder: try WanModelFolder.locate(Fixtures.path("wan_pipeline/diffusers")), imagePath: nil, lastImagePath: nil, settings: &t2v))
         XCTAssertEqual(t2v, settings)
     }
+
+    /// `kinema forward --component vae_encoder`: `sample` (a [-1, 1] video) → normalized `latents`, the image half
+    /// of diffusers' I2V condition ((mode − latents_mean) · (1 / latents_std) of [image, zeros…]).
+    func testVAEEncoderComponentGivesNormalizedLatents() throws {
+        let io = try Fixtures.open("wan_i2v/io.safetensors")
+        let image = try ImageToVideoGoldenTests.image(io, "i2v.image_resized")
+        let condition = try io.tensor("i2v.condition")  // [1, 20, 3, 4, 6]
+        let frames = 9
+        let plane = image.width * image.height
+        let pixels = try image.tensor().floats()
+        var video = [Float](repeating: 0, count: 3 * frames * plane)
+        for c in 0..<3 { for i in 0..<plane { video[c * frames * plane + i] = pixels[c * plane + i] } }
+        let directory = NSTemporaryDirectory() + "kinema-vae-encoder-\(ProcessInfo.processInfo.processIdentifier)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try SafeTensors.write(["sample": try Tensor(video, shape: [1, 3, frames, image.height, image.width])], to: directory + "/in.safetensors")
+        let report = try ComponentForward.run(
+            ComponentForwardRequest(
+                modelPath: fixtures + "/i2v", component: .vaeEncoder, inputsPath: directory + "/in.safetensors",
+                outputPath: directory + "/out.safetensors", precision: .f32, device: .cpu))
+        XCTAssertEqual(report.outputs.map(\.name), ["latents"])
+        let expected = try CPUBackend.shared.contiguous(try condition.narrowed(axis: 1, start: 4, length: 16))
+        assertClose(try SafeTensors.open(directory + "/out.safetensors").tensor("latents"), expected, relL2: Tolerances.goldenF32RelL2, "vae_encoder latents")
+    }
 }
