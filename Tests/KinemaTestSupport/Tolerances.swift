@@ -39,3 +39,14 @@ extension Tolerances {
     public static let jpegMaxAbs = 3
     public static let jpegMeanAbs = 1.0
 }
+
+extension Tolerances {
+    /// CLIP pixel values against transformers' CLIPImageProcessor (Pillow backend), per element in
+    /// normalised units. One 8-bit level is ≥ 1/255/0.2762 = 0.0142 there, so this bound means every resized
+    /// byte equals Pillow's; what remains is f32 rounding of the same rescale / normalise arithmetic.
+    public static let clipProcessorMaxAbs = 1e-6
+    /// CLIP pixel values against Wan's torch path (f32 bicubic interpolate, then normalise), per element:
+    /// the same taps and weights; differences come from f32 summation order / FMA in torch's kernel
+    /// (values reach ±2.2, ulp there is 2.4e-7).
+    public static let clipWanPreprocessMaxAbs = 1e-5
+}

@@ -42,6 +42,11 @@ public enum CLIPImagePreprocessing {
         }
     }
 
+    /// Pillow's `image.resize((width, height), Image.BICUBIC)` for an 8-bit RGB image, byte for byte.
+    public static func pillowBicubicResize(_ image: RGBImage, width: Int, height: Int) throws -> RGBImage {
+        try PillowBicubic.resize(image, width: width, height: height)
+    }
+
     /// transformers `get_resize_output_image_size(default_to_square=False)`: the short side becomes `size`,
     /// the long side `int(size · long / short)` (truncated) → (width, height).
     static func shortestEdgeSize(width: Int, height: Int, size: Int) -> (width: Int, height: Int) {

@@ -22,6 +22,20 @@ import KinemaNN
 // stores weights and GEMM / attention operands in bf16 while the residual stream, LayerNorm statistics and
 // the embeddings stay f32.
 
+/// Intermediate tensors of a forward pass, named as the golden fixtures name them.
+public enum CLIPVisionTap: String, CaseIterable, Sendable {
+    case embeddings = "tap.embeddings"  // after pre_norm [B, L, W] (transformers hidden_states[0])
+    case firstBlock = "tap.block0"  // after block 0 [B, L, W] (hidden_states[1])
+}
+
+public final class CLIPVisionTapRecorder {
+    public private(set) var tensors: [CLIPVisionTap: Tensor] = [:]
+    public init() {}
+    func record(_ tap: CLIPVisionTap, _ tensor: Tensor, backend: any Backend) throws {
+        tensors[tap] = try backend.download(tensor)
+    }
+}
+
 /// One pre-LN transformer block (transformers CLIPEncoderLayer; Wan AttentionBlock with post_norm = False).
 struct CLIPVisionBlock {
     let norm1, norm2: LayerNorm
@@ -169,6 +183,11 @@ public final class CLIPVisionEncoder {
     /// Other sizes are refused rather than interpolating the position embedding (neither Wan nor
     /// diffusers does that).
     public func callAsFunction(pixelValues: Tensor) throws -> Tensor {
+        try forward(pixelValues: pixelValues, taps: nil)
+    }
+
+    /// `callAsFunction(pixelValues:)`, recording stage taps.
+    public func forward(pixelValues: Tensor, taps: CLIPVisionTapRecorder?) throws -> Tensor {
         let c = config
         guard pixelValues.rank == 4, pixelValues.dtype.isFloatingPoint, pixelValues.shape[0] > 0,
             pixelValues.shape[1] == c.numChannels, pixelValues.shape[2] == c.imageSize, pixelValues.shape[3] == c.imageSize
@@ -188,7 +207,11 @@ public final class CLIPVisionEncoder {
             try b.linear(try b.cast(rows, to: precision.computeDType), weight: patchWeight, bias: nil), to: .f32)  // [B, N, W]
         let tokens = try b.concat([try classEmbedding.expanded(to: [batch, 1, width]), patches], axis: 1)  // [B, L, W]
         var x = try preNorm(try b.add(tokens, positionEmbedding))
-        for block in blocks { x = try block(x) }
+        try taps?.record(.embeddings, x, backend: b)
+        for (index, block) in blocks.enumerated() {
+            x = try block(x)
+            if index == 0 { try taps?.record(.firstBlock, x, backend: b) }
+        }
         return try b.download(x)
     }
 }
