@@ -92,8 +92,8 @@ final class ImageToVideoGenerateTests: XCTestCase {
         expectError(fixtures + "/flf2v", png, nil, "--last-image")
         expectError(fixtures + "/i2v", fixtures + "/cases.json", nil, "not a PNG or JPEG")
         expectError(fixtures + "/i2v", fixtures + "/missing.png", nil, "missing.png")
-        // The original-layout fixture has no CLIP .pth.
-        expectError(fixtures + "/wan_i2v", png, nil, WanModelFolder.originalCLIPFile)
+        // An original-layout I2V folder without its CLIP .pth.
+        expectError(try ImageToVideoGoldenTests.folderWithoutCLIP(self), png, nil, WanModelFolder.originalCLIPFile)
         // A target area that cannot hold the image's aspect ratio.
         var tiny = settings
         (tiny.height, tiny.width) = (16, 16)

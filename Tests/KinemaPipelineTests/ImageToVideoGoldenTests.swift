@@ -122,8 +122,19 @@ final class ImageToVideoGoldenTests: XCTestCase {
     /// Runs every case of `model` from the pipeline folder `folder`; with `clip` false the stored image tokens
     /// stand in for the image encoder (diffusers' `image_embeds=`).
     func run(model: String, folder: String, clip: Bool) throws {
-        let pipeline = try TextToVideoPipeline.load(
-            try WanModelFolder.locate(Fixtures.path(folder)), backend: CPUBackend.shared, precision: .f32, imageEncoder: clip)
+        let located = try WanModelFolder.locate(Fixtures.path(folder))
+        var pipeline = try TextToVideoPipeline.load(located, backend: CPUBackend.shared, precision: .f32, imageEncoder: clip && located.layout == .diffusers)
+        if clip && located.layout == .original {
+            // Wan's CLIP .pth carries no config (real files are ViT-H/14, the loader's preset); the tiny one's
+            // config is the diffusers folder's.
+            let configPath = Fixtures.path("wan_i2v/i2v/image_encoder/config.json")
+            let config = try CLIPVisionConfig(json: try Data(contentsOf: URL(fileURLWithPath: configPath)), origin: configPath)
+            let encoder = try CLIPVisionEncoder.load(
+                from: try Checkpoints.open(try XCTUnwrap(located.imageEncoderWeights)), config: config, backend: CPUBackend.shared, precision: .f32)
+            pipeline = try TextToVideoPipeline(
+                tokenizer: pipeline.tokenizer, textEncoder: pipeline.textEncoder, transformer: pipeline.transformer, vae: pipeline.vae,
+                imageEncoder: try WanCLIPImageEncoder(encoder: encoder, mode: .clipImageProcessor), backend: CPUBackend.shared)
+        }
         let io = try Fixtures.open("wan_i2v/io.safetensors")
         for (name, c) in try Self.cases() where c.model == model {
             let label = "\(folder)/\(name)"
@@ -165,8 +176,22 @@ final class ImageToVideoGoldenTests: XCTestCase {
 
     func testImageToVideoMatchesDiffusers() throws { try run(model: "i2v", folder: "wan_i2v/i2v", clip: true) }
     func testFirstLastFrameMatchesDiffusers() throws { try run(model: "flf2v", folder: "wan_i2v/flf2v", clip: true) }
-    /// The I2V DiT in the original Wan layout (no CLIP .pth in the fixture: the stored image tokens are used).
-    func testOriginalWanFolderMatchesDiffusers() throws { try run(model: "i2v", folder: "wan_i2v/wan_i2v", clip: false) }
+    /// The I2V model in the original Wan layout (DiT, umT5 and VAE .pth, CLIP .pth): the same numbers.
+    func testOriginalWanFolderMatchesDiffusers() throws { try run(model: "i2v", folder: "wan_i2v/wan_i2v", clip: true) }
+    /// Precomputed image tokens instead of the image encoder (diffusers' `image_embeds=`).
+    func testStoredImageTokensMatchDiffusers() throws { try run(model: "i2v", folder: "wan_i2v/wan_i2v", clip: false) }
+
+    /// A temporary original-layout folder with the I2V model's files but no CLIP checkpoint.
+    static func folderWithoutCLIP(_ test: XCTestCase) throws -> String {
+        let directory = NSTemporaryDirectory() + "kinema-no-clip-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        test.addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+        for name in ["config.json", "diffusion_pytorch_model.safetensors", "models_t5_umt5-xxl-enc-bf16.pth", "Wan2.1_VAE.pth", "google"] {
+            let target = (Fixtures.path("wan_i2v/wan_i2v/" + name) as NSString).resolvingSymlinksInPath
+            try FileManager.default.createSymbolicLink(atPath: directory + "/" + name, withDestinationPath: target)
+        }
+        return directory
+    }
 
     func testTaskMismatchesAreClearErrors() throws {
         let cpu = CPUBackend.shared
@@ -198,11 +223,12 @@ final class ImageToVideoGoldenTests: XCTestCase {
         // An I2V model loaded without its image encoder needs precomputed image tokens.
         let bare = try TextToVideoPipeline.load(
             try WanModelFolder.locate(Fixtures.path("wan_i2v/wan_i2v")), backend: cpu, precision: .f32, imageEncoder: false)
+        XCTAssertNil(bare.imageEncoder)
         settings.frames = 5
         XCTAssertThrowsError(try bare.session(settings, images: ImageConditioning(first: image))) {
             XCTAssertTrue("\($0)".contains("image encoder"), "\($0)")
         }
-        XCTAssertThrowsError(try TextToVideoPipeline.load(try WanModelFolder.locate(Fixtures.path("wan_i2v/wan_i2v")), backend: cpu, precision: .f32)) {
+        XCTAssertThrowsError(try TextToVideoPipeline.load(try WanModelFolder.locate(try Self.folderWithoutCLIP(self)), backend: cpu, precision: .f32)) {
             XCTAssertTrue("\($0)".contains(WanModelFolder.originalCLIPFile), "\($0)")
         }
     }

@@ -10,8 +10,9 @@ Writes Tests/Fixtures/wan_i2v/:
                    tokenizer/ and vae/ are symlinks to ../../wan_pipeline/diffusers/ (identical weights,
                    asserted), so only the new parts take space
   flf2v/           the same for the FLF2V model (its own transformer/)
-  wan_i2v/         the I2V DiT in the original Wan layout (config.json + diffusion_pytorch_model.safetensors),
-                   T5 / VAE / tokenizer symlinked from ../wan_pipeline/wan/
+  wan_i2v/         the I2V model in the original Wan layout (config.json + diffusion_pytorch_model.safetensors,
+                   the CLIP tower as models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth), T5 / VAE /
+                   tokenizer symlinked from ../wan_pipeline/wan/
   io.safetensors   per case: decoded + resized images, VAE-preprocessed images, CLIP pixel values and
                    image embeddings, the `condition` (mask + image latents), per-step latents and model
                    outputs, final latents, decoded video
@@ -23,6 +24,7 @@ Out of scope: Wan2.2 (`expand_timesteps`, `boundary_ratio` / transformer_2).
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import math
@@ -309,7 +311,39 @@ def run_case(pipe, name: str, case: dict, images: dict, latents_in: torch.Tensor
     return io, stats
 
 
-def wan_folder(out: Path, dit) -> dict:
+def clip_to_wan(sd: dict) -> "collections.OrderedDict[str, torch.Tensor]":
+    """transformers CLIPVisionModel names -> the `visual.` tower of Wan's CLIP .pth (wan/modules/clip.py:
+    fused q|k|v `attn.to_qkv`, `cls_embedding` [1, 1, W], `pos_embedding` [1, L, W], mlp.0 / mlp.2). The
+    real file also holds the XLM-RoBERTa text tower and `visual.head`, which image-to-video never uses."""
+    width = CLIP_CONFIG["hidden_size"]
+    out = collections.OrderedDict()
+    used = set()
+
+    def take(key):
+        used.add(key)
+        return sd[key]
+
+    out["visual.patch_embedding.weight"] = take("embeddings.patch_embedding.weight")
+    out["visual.cls_embedding"] = take("embeddings.class_embedding").view(1, 1, width)
+    out["visual.pos_embedding"] = take("embeddings.position_embedding.weight")[None]
+    for part in ("weight", "bias"):
+        out[f"visual.pre_norm.{part}"] = take(f"pre_layrnorm.{part}")
+    for n in range(CLIP_CONFIG["num_hidden_layers"]):
+        src, dst = f"encoder.layers.{n}.", f"visual.transformer.{n}."
+        for part in ("weight", "bias"):
+            out[dst + f"norm1.{part}"] = take(src + f"layer_norm1.{part}")
+            out[dst + f"attn.to_qkv.{part}"] = torch.cat([take(src + f"self_attn.{x}_proj.{part}") for x in "qkv"], 0)
+            out[dst + f"attn.proj.{part}"] = take(src + f"self_attn.out_proj.{part}")
+            out[dst + f"norm2.{part}"] = take(src + f"layer_norm2.{part}")
+            out[dst + f"mlp.0.{part}"] = take(src + f"mlp.fc1.{part}")
+            out[dst + f"mlp.2.{part}"] = take(src + f"mlp.fc2.{part}")
+    for part in ("weight", "bias"):
+        out[f"visual.post_norm.{part}"] = take(f"post_layernorm.{part}")
+    assert used == set(sd), sorted(set(sd) - used)
+    return collections.OrderedDict((k, v.detach().clone().contiguous()) for k, v in out.items())
+
+
+def wan_folder(out: Path, dit, clip) -> dict:
     wdir = out / "wan_i2v"
     wdir.mkdir(parents=True)
     sd = {k: v.detach().clone().contiguous() for k, v in dit.state_dict().items()}
@@ -317,6 +351,8 @@ def wan_folder(out: Path, dit) -> dict:
     save_tensors(wdir / "diffusion_pytorch_model.safetensors", w, metadata={"format": "pt"})
     wcfg = dit_goldens.wan_config({"model": I2V_DIT, "text_tokens": TEXT_LEN}, "i2v")
     write_json(wdir / "config.json", wcfg)
+    clip_sd = {k: v for k, v in clip.state_dict().items() if not k.endswith("position_ids")}
+    torch.save(pipeline_goldens._bf16(clip_to_wan(clip_sd)), wdir / "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth")
     for name in ("models_t5_umt5-xxl-enc-bf16.pth", "Wan2.1_VAE.pth", "google"):
         os.symlink(f"../../wan_pipeline/wan/{name}", wdir / name)
     from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
@@ -350,7 +386,7 @@ def run(versions: dict) -> list[str]:
     for kind in dits:
         write_folder(make_pipe(tok, te, vae, enc, proc, dits[kind], "unipc"), OUT_DIR / kind,
                      None if kind == "i2v" else OUT_DIR / "i2v")
-    wcfg = wan_folder(OUT_DIR, dits["i2v"])
+    wcfg = wan_folder(OUT_DIR, dits["i2v"], enc)
 
     io: dict[str, torch.Tensor] = {}
     stats, cases_json = {}, {}

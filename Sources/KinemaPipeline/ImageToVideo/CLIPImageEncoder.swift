@@ -7,9 +7,11 @@ import KinemaNN
 // The CLIP side of Wan2.1 image-to-video: each image (at the video size) → CLIP pixel values → the vision
 // tower's penultimate hidden states [N, 257, 1280], the DiT's image tokens.
 //
-// Preprocessing follows the folder's layout: diffusers folders use their image_processor/ settings
-// (transformers CLIPImageProcessor: shortest edge, center crop, bicubic; what WanImageToVideoPipeline does);
-// original Wan folders use Wan's clip.py (bicubic interpolation of the whole image to 224×224, no crop).
+// Preprocessing is diffusers' (WanImageToVideoPipeline.encode_image → transformers CLIPImageProcessor: shortest
+// edge, center crop, Pillow bicubic, CLIP mean/std) in both layouts, so one model gives one video whichever
+// files it comes in: diffusers folders take the sizes from image_processor/, original folders (no such
+// file) use the encoder's image size. Wan's own clip.py squashes the whole image to 224×224 with torch's
+// bicubic instead (`CLIPImagePreprocessing.Mode.wanOriginal`, available to callers; not the pipeline default).
 
 public final class WanCLIPImageEncoder: WanImageEncoder {
     public let encoder: CLIPVisionEncoder
@@ -75,12 +77,7 @@ extension WanModelFolder {
         let encoder = try CLIPVisionEncoder.load(
             from: try Checkpoints.open(imageEncoderWeights), configJSON: try WanModelFolder.json(imageEncoderConfig), backend: backend,
             precision: precision)
-        switch layout {
-        case .diffusers:
-            let size = try WanModelFolder.json(imageProcessorConfig).map { try WanCLIPImageEncoder.processorSize(json: $0.data, origin: $0.origin) }
-            return try WanCLIPImageEncoder(encoder: encoder, mode: .clipImageProcessor, size: size)
-        case .original:
-            return try WanCLIPImageEncoder(encoder: encoder, mode: .wanOriginal)
-        }
+        let size = try WanModelFolder.json(imageProcessorConfig).map { try WanCLIPImageEncoder.processorSize(json: $0.data, origin: $0.origin) }
+        return try WanCLIPImageEncoder(encoder: encoder, mode: .clipImageProcessor, size: size)
     }
 }
