@@ -65,6 +65,8 @@ def _i2v_file(r: str) -> str:
         return "Pipeline input image (loaded with diffusers.utils.load_image)."
     if r.endswith(".safetensors"):
         return "BF16 weights (bf16-representable values; the reference ran them in float32)."
+    if r.endswith(".pth"):
+        return "torch.save OrderedDict of BF16 weights: the CLIP vision tower under Wan's clip.py `visual.` names."
     if r.startswith("wan_i2v/wan_i2v/"):
         return "Original Wan `WanModel` config format (model_type i2v)."
     return "Component / pipeline config as written by the reference library (`save_pretrained`)."
