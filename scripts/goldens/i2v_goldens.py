@@ -206,7 +206,9 @@ def run_case(pipe, name: str, case: dict, images: dict, latents_in: torch.Tensor
     last_resized = None
     if case["last_image"]:
         last = images[case["last_image"]]
-        # The last frame takes the first frame's video size (aspect ratio not kept), as in diffusers' FLF2V example.
+        # The last frame is resized like the first, to the first frame's video size (aspect ratio not kept), so
+        # the pipeline itself resizes nothing. (diffusers' docs example and Wan's first_last_frame2video.py
+        # center-crop a differently shaped last frame first; Kinema does not, see ImageConditioning.)
         last_resized = last.resize((width, height))
         io[f"{name}.last_image_decoded"] = torch.from_numpy(np.asarray(last).copy())
         io[f"{name}.last_image_resized"] = torch.from_numpy(np.asarray(last_resized).copy())

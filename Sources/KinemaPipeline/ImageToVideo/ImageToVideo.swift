@@ -75,7 +75,9 @@ public protocol WanImageEncoder: AnyObject {
 }
 
 /// The frames an I2V / FLF2V generation starts from (any size: resized to the video size with Pillow's
-/// bicubic filter, as diffusers' example does before calling the pipeline).
+/// bicubic filter, as diffusers' example does before calling the pipeline). The last frame is resized to the
+/// same size without keeping its aspect ratio: give one shaped like the first. (diffusers' docs example and
+/// Wan's first_last_frame2video.py center-crop a differently shaped last frame first; not reproduced.)
 public struct ImageConditioning {
     public var first: RGBImage
     public var last: RGBImage?
