@@ -94,6 +94,33 @@ final class ImageToVideoGoldenTests: XCTestCase {
         }
     }
 
+    /// Up- and downscaling, both filters, against Pillow: exact, except where both sides shrink (see
+    /// Tolerances.pillowBothShrinkResizeMaxAbs).
+    func testResizeMatchesPillowBothFilters() throws {
+        let io = try Fixtures.open("wan_i2v/io.safetensors")
+        var count = 0
+        for source in ["png", "jpg"] {
+            let input = try Self.image(io, "resize.\(source).decoded")
+            for name in io.names where name.hasPrefix("resize.\(source).") && name != "resize.\(source).decoded" {
+                let parts = name.split(separator: ".")
+                let filter = try XCTUnwrap(ResampleFilter(rawValue: String(parts[2])), name)
+                let expected = try Self.image(io, name)
+                let got = try input.resized(width: expected.width, height: expected.height, filter: filter)
+                let maxDiff = zip(got.pixels, expected.pixels).map { abs(Int($0) - Int($1)) }.max() ?? -1
+                let differing = zip(got.pixels, expected.pixels).filter { $0 != $1 }.count
+                if expected.width < input.width && expected.height < input.height {
+                    print("resize \(name) (both sides shrink): \(differing) samples differ from Pillow 13, max \(maxDiff)")
+                    XCTAssertLessThanOrEqual(maxDiff, Tolerances.pillowBothShrinkResizeMaxAbs, name)
+                } else {
+                    XCTAssertTrue(got == expected, "\(name): \(differing) samples differ, max abs diff \(maxDiff)")
+                }
+                count += 1
+            }
+        }
+        XCTAssertEqual(count, 16)
+        XCTAssertThrowsError(try Self.image(io, "resize.png.decoded").resized(width: 0, height: 4))
+    }
+
     func testInputFilesDecodeLikePIL() throws {
         let io = try Fixtures.open("wan_i2v/io.safetensors")
         let png = try ImageDecoder.decode(path: Fixtures.path("wan_i2v/inputs/first.png"))

@@ -79,6 +79,10 @@ RESIZE_TABLE = [(50, 34, 32 * 48), (34, 50, 32 * 48), (1280, 720, 480 * 832), (7
                 (3000, 200, 480 * 832), (47, 47, 32 * 32), (4032, 3024, 720 * 1280), (500, 281, 480 * 832)]
 
 
+# Extra Pillow resize targets (w, h) for the resampler test: upscale, downscale, one axis each way.
+RESIZE_PIL_SIZES = [(77, 61), (23, 19), (64, 17), (13, 40)]
+
+
 def diffusers_target_size(w: int, h: int, max_area: int, mod: int = 16) -> tuple[int, int]:
     """WanImageToVideoPipeline's docstring example (the Wan2.1-I2V model cards use the same lines)."""
     aspect_ratio = h / w
@@ -406,6 +410,15 @@ def run(versions: dict) -> list[str]:
                                 tensors={k: {"shape": shape_of(v), "dtype": dtype_name(v)} for k, v in case_io.items()},
                                 stats=stats[name])
 
+    # Pillow resizes beyond the pipeline cases: up and down, both filters Kinema implements.
+    from PIL import Image
+
+    for fname, key in (("first.png", "png"), ("last.jpg", "jpg")):
+        src = images[fname]
+        io[f"resize.{key}.decoded"] = torch.from_numpy(np.asarray(src).copy())
+        for filt_name, filt in (("bicubic", Image.BICUBIC), ("lanczos", Image.LANCZOS)):
+            for w, h in RESIZE_PIL_SIZES:
+                io[f"resize.{key}.{filt_name}.{w}x{h}"] = torch.from_numpy(np.asarray(src.resize((w, h), filt)).copy())
     save_tensors(OUT_DIR / "io.safetensors", io, metadata={"producer": "scripts/goldens/make_goldens.py (wan_i2v)"})
     write_json(OUT_DIR / "resize.json", {
         "mod": 16,
@@ -432,6 +445,8 @@ def run(versions: dict) -> list[str]:
                                                   "(image_embeds in both)",
         "<c>.step<i>.latents": "latents after scheduler.step at step i",
         "<c>.latents_out": "final latents (output_type='latent')",
+        "resize.<png|jpg>.decoded / .<bicubic|lanczos>.<w>x<h>": "an input image as PIL decodes it, and PIL "
+                                                                  "Image.resize((w, h), BICUBIC | LANCZOS) of it [h, w, 3] U8",
         "<c>.video": "vae.decode(latents_out / (1 / std) + mean) [1, 3, F, h, w] in [-1, 1]",
     }
     write_json(OUT_DIR / "cases.json", {
