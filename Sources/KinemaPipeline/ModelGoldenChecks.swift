@@ -6,7 +6,8 @@ import KinemaNN
 
 // The model goldens (diffusers outputs in Tests/Fixtures, written by scripts/goldens) run on the GPU:
 // the Wan DiT cases in both layouts, the Wan VAE decode and encode, and the CLIP vision encoder (Wan I2V's
-// image encoder) in both layouts, in f32 and bf16.
+// image encoder) in both layouts, in f32 and bf16; the I2V / FLF2V pipelines end to end in f32
+// (ImageToVideoGoldenChecks.swift).
 
 enum ModelGoldenChecks {
     static func run(gpu: any Backend, fixtures: String) -> [DoctorCheck] {
@@ -47,6 +48,7 @@ enum ModelGoldenChecks {
             }
         }
         checks += clipChecks(gpu: gpu, fixtures: fixtures)
+        checks += imageToVideo(gpu: gpu, fixtures: fixtures)
         return checks
     }
 

@@ -37,6 +37,10 @@ extension Tolerances {
     /// colour conversion where libjpeg uses fixed-point "islow" IDCT and tables, so single samples may
     /// differ by a few levels; the mean difference must stay below one level. (PNG is compared exactly.)
     public static let jpegMaxAbs = 3
+    /// RGBImage.resized against Pillow 13.0.0 when both sides shrink: that Pillow runs the vertical pass first
+    /// for some such size pairs by a rule not identified (see KinemaIO/Image/ImageResize.swift), which moves
+    /// some samples by one 8-bit step. Every other case is compared exactly.
+    public static let pillowBothShrinkResizeMaxAbs = 1
     public static let jpegMeanAbs = 1.0
 }
 

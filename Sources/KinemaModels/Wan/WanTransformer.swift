@@ -91,16 +91,25 @@ public final class WanTransformer {
         let store = try WeightStore(
             source: source, backend: backend, component: "Wan transformer", layouts: WanKeyLayouts.all,
             wrapperPrefixes: WanKeyLayouts.wrapperPrefixes)
-        let resolved: WanConfig
-        if let config {
-            resolved = config
-        } else if let configJSON {
-            let detected = try? WanConfig.detect(info: store.info, keys: store.keys)
-            resolved = try WanConfig.parse(json: configJSON.data, origin: configJSON.origin, detected: detected)
-        } else {
-            resolved = try WanConfig.detect(info: store.info, keys: store.keys, origin: source.origin)
-        }
+        let resolved = try config ?? resolveConfig(store: store, configJSON: configJSON, origin: source.origin)
         return try store.build { try WanTransformer($0, config: resolved, precision: precision) }
+    }
+
+    /// The configuration a checkpoint describes (config.json completed by the weights' shapes, or detected
+    /// from the weights alone), reading tensor headers only: what `load` would build, without building it.
+    public static func config(of source: any TensorSource, configJSON: (data: Data, origin: String)? = nil, backend: any Backend) throws -> WanConfig {
+        let store = try WeightStore(
+            source: source, backend: backend, component: "Wan transformer", layouts: WanKeyLayouts.all,
+            wrapperPrefixes: WanKeyLayouts.wrapperPrefixes)
+        return try resolveConfig(store: store, configJSON: configJSON, origin: source.origin)
+    }
+
+    static func resolveConfig(store: WeightStore, configJSON: (data: Data, origin: String)?, origin: String) throws -> WanConfig {
+        if let configJSON {
+            let detected = try? WanConfig.detect(info: store.info, keys: store.keys)
+            return try WanConfig.parse(json: configJSON.data, origin: configJSON.origin, detected: detected)
+        }
+        return try WanConfig.detect(info: store.info, keys: store.keys, origin: origin)
     }
 
     /// One denoiser evaluation: predicted flow (velocity) [B, out_dim, F, H, W], f32.
