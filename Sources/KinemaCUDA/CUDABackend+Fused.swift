@@ -62,10 +62,13 @@ extension CUDABackend {
         let out = try empty(x.shape, x.dtype)
         let rows = batch * length
         guard rows > 0, width > 0 else { return out }
+        guard let threads = FusedKernels.threads(count: width, perThread: FusedKernels.valuesPerThread) else {
+            let update = try gate.map { try binary(.mul, y, $0) } ?? y
+            return try cast(try binary(.add, x, update), to: x.dtype)
+        }
         let (left, right) = (try contiguous(x), try contiguous(y))
         try launch(
-            "kinema_gated_residual", FusedKernels.gatedResidual(x.dtype, y.dtype), grid: (rows, 1, 1),
-            block: (min(256, max(32, (width + 31) / 32 * 32)), 1, 1)
+            "kinema_gated_residual", FusedKernels.gatedResidual(x.dtype, y.dtype), grid: (rows, 1, 1), block: (threads, 1, 1)
         ) { arguments in
             arguments.append(address(left))
             arguments.append(address(right))

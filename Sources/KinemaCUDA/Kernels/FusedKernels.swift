@@ -64,18 +64,30 @@ enum FusedKernels {
     }
 
     /// out = x + y·gate (gate null: x + y), the product rounded before the sum. x, y, out: [rows, D]
-    /// contiguous; gate: f32 row of D for sample r / L, `gateStride` elements apart (0: shared).
+    /// contiguous; gate: f32 row of D for sample r / L, `gateStride` elements apart (0: shared). All loads
+    /// of a thread are issued before its first store (out may alias nothing, but the compiler cannot know).
     static func gatedResidual(_ x: DType, _ y: DType) -> String {
-        ElementwiseKernels.header([("X", x), ("Y", y)]) + #"""
+        ElementwiseKernels.header([("X", x), ("Y", y)]) + """
+
+        #define VPT \(valuesPerThread)
+        """ + #"""
 
         extern "C" __global__ void kinema_gated_residual(
             const X_T* x, const Y_T* y, X_T* out, int L, int D, const float* gate, long long gateStride) {
             const long long base = (long long)blockIdx.x * D;
             const float* g = gate ? gate + ((long long)blockIdx.x / L) * gateStride : 0;
-            for (int j = threadIdx.x; j < D; j += blockDim.x) {
-                float p = Y_LD(y, base + j);
-                if (g) p = __fmul_rn(p, g[j]);
-                X_ST(out, base + j, __fadd_rn(X_LD(x, base + j), p));
+            float a[VPT], p[VPT];
+            #pragma unroll
+            for (int k = 0; k < VPT; ++k) {
+                int j = threadIdx.x + k * blockDim.x;
+                a[k] = j < D ? X_LD(x, base + j) : 0.0f;
+                p[k] = j < D ? Y_LD(y, base + j) : 0.0f;
+                if (g && j < D) p[k] = __fmul_rn(p[k], g[j]);
+            }
+            #pragma unroll
+            for (int k = 0; k < VPT; ++k) {
+                int j = threadIdx.x + k * blockDim.x;
+                if (j < D) X_ST(out, base + j, __fadd_rn(a[k], p[k]));
             }
         }
         """#
