@@ -19,6 +19,8 @@ public final class CUDAContext: @unchecked Sendable {
     private(set) lazy var kernels = KernelCache(context: self)
     /// cuBLASLt, or why it is unavailable (then GEMMs use Kinema's own kernel).
     private(set) lazy var blasLt: Result<CUBLASLt, any Error> = Result { try CUBLASLt(context: self) }
+    /// Pinned double buffer for large host↔device copies (allocated on first use).
+    private lazy var staging = PinnedStaging(driver: driver, stream: stream)
 
     var profiler: KernelProfiler?
     let profilerLock = NSLock()
@@ -136,6 +138,7 @@ public final class CUDAContext: @unchecked Sendable {
     func copyToDevice(_ source: UnsafeRawPointer, _ destination: CUdeviceptr, bytes: Int) throws {
         guard bytes > 0 else { return }
         try makeCurrent()
+        if bytes >= PinnedStaging.minimumBytes, try staging.upload(source, to: destination, bytes: bytes) { return }
         try driver.check(driver.cuMemcpyHtoDAsync(destination, source, bytes, stream), "cuMemcpyHtoDAsync")
         // The host buffer may be freed by the caller right after: wait for the (staged) copy.
         try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
@@ -144,6 +147,7 @@ public final class CUDAContext: @unchecked Sendable {
     func copyToHost(_ source: CUdeviceptr, _ destination: UnsafeMutableRawPointer, bytes: Int) throws {
         guard bytes > 0 else { return }
         try makeCurrent()
+        if bytes >= PinnedStaging.minimumBytes, try staging.download(source, to: destination, bytes: bytes) { return }
         try driver.check(driver.cuMemcpyDtoHAsync(destination, source, bytes, stream), "cuMemcpyDtoHAsync")
         try driver.check(driver.cuStreamSynchronize(stream), "cuStreamSynchronize")
     }

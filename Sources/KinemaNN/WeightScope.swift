@@ -1,3 +1,4 @@
+import Foundation
 import KinemaCore
 
 // Construction is loading: a model is built from a `WeightScope`, each layer asking for its tensors by the
@@ -169,10 +170,30 @@ public struct SyntheticWeights {
 
     public mutating func next() -> Float { (generator.unitFloat() - 0.5) * 0.1 }
 
+    /// Large tensors (a umT5-XXL embedding table is 1.05 G values) are filled in parallel chunks, each with
+    /// its own generator derived from one draw of the main one, so the values depend only on the seed.
     public mutating func tensor(shape: [Int], dtype: DType) throws -> Tensor {
         let count = shape.reduce(1, *)
         var values = [Float](repeating: 0, count: count)
-        for index in 0..<count { values[index] = next() }
+        let chunk = 1 << 20
+        if count <= chunk {
+            for index in 0..<count { values[index] = next() }
+        } else {
+            let base = generator.next()
+            let chunks = (count + chunk - 1) / chunk
+            values.withUnsafeMutableBufferPointer { buffer in
+                let out = SendablePointer(buffer.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: chunks) { c in
+                    var local = SyntheticWeights(seed: base &+ UInt64(c) &* 0xD1B5_4A32_D192_ED03)
+                    for index in c * chunk..<min(count, (c + 1) * chunk) { out.pointer[index] = local.next() }
+                }
+            }
+        }
         return try Tensor(values, shape: shape, dtype: dtype.isFloatingPoint ? dtype : .f32)
     }
+}
+
+private struct SendablePointer: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<Float>
+    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
 }

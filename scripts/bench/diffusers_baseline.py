@@ -59,8 +59,11 @@ def main() -> None:
     torch.manual_seed(0)
     device = torch.device("cuda")
     t0 = time.time()
+    # Built directly in bf16: an f32 14B model (56 GB) and its bf16 copy would not fit an 80 GB card together.
+    torch.set_default_dtype(torch.bfloat16)
     with torch.device(device):
-        model = WanTransformer3DModel(**CONFIGS[args.shape]).to(torch.bfloat16).eval()
+        model = WanTransformer3DModel(**CONFIGS[args.shape]).eval()
+    torch.set_default_dtype(torch.float32)
     for p in model.parameters():
         p.data.normal_(0, 0.02)
     build = time.time() - t0
