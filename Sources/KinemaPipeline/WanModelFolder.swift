@@ -32,6 +32,10 @@ public struct WanModelFolder {
     public let vaeConfig: String?
     /// `flow_shift` from diffusers' scheduler_config.json, when present.
     public let schedulerShift: Double?
+    /// `kinema_defaults.json` beside model_index.json: the folder's own generation defaults in LightX2V's
+    /// config keys (the bundled demo model sets its size, steps and guidance this way), applied before
+    /// --config and the command-line flags.
+    public var defaultsConfig: String? = nil
 
     /// Finds every component of the model under `path`, failing with the list of what is missing.
     public static func locate(_ path: String, transformerOverride: String? = nil) throws -> WanModelFolder {
@@ -60,7 +64,7 @@ public struct WanModelFolder {
                 textEncoderConfig: file("text_encoder/config.json"),
                 tokenizer: try require(["tokenizer/tokenizer.json", "tokenizer/spiece.model", "tokenizer"], "tokenizer"),
                 vaeWeights: try require(["vae/diffusion_pytorch_model.safetensors", "vae"], "VAE"),
-                vaeConfig: file("vae/config.json"), schedulerShift: shift)
+                vaeConfig: file("vae/config.json"), schedulerShift: shift, defaultsConfig: file("kinema_defaults.json"))
         }
         return WanModelFolder(
             path: path, layout: .original, transformer: transformer,

@@ -12,11 +12,13 @@ struct Generate: ParsableCommand {
             MODEL is a diffusers pipeline folder (model_index.json, e.g. Wan2.1-T2V-1.3B-Diffusers) or an original \
             Wan folder (config.json, diffusion_pytorch_model*.safetensors, models_t5_umt5-xxl-enc-bf16.pth, \
             Wan2.1_VAE.pth, google/umt5-xxl/). --transformer replaces the DiT with a single file such as LightX2V's \
-            4-step distilled model. The output format follows the extension: .gif, .png (numbered frames), .apng, \
+            4-step distilled model. Without --model, the bundled demo model (models/kinema-demo, or \
+            $KINEMA_DEMO_MODEL) runs with its 4-step student. A folder's kinema_defaults.json sets its own defaults. \
+            The output format follows the extension: .gif, .png (numbered frames), .apng, \
             .y4m, .mp4 (needs ffmpeg). Command-line values override --config, which overrides the defaults.
             """)
 
-    @Option(help: "Model folder (diffusers pipeline or original Wan layout).") var model: String
+    @Option(help: "Model folder (diffusers pipeline or original Wan layout; default: the bundled demo model).") var model: String?
     @Option(help: "A single-file transformer that replaces the folder's (LightX2V / ComfyUI .safetensors).") var transformer: String?
     @Option(help: "What to generate.") var prompt: String
     @Option(help: "What to avoid (default: Wan's negative prompt).") var negativePrompt: String?
@@ -38,17 +40,18 @@ struct Generate: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     /// Settings from defaults, the model's scheduler config, --config and the flags, validated before any load.
-    func settings(schedulerShift: Double?) throws -> (GenerationSettings, fps: Int, ignored: [String]) {
+    /// `configs`: LightX2V JSON files applied in order (the folder's defaults, then --config).
+    func settings(schedulerShift: Double?, configs: [String]) throws -> (GenerationSettings, fps: Int, ignored: [String]) {
         var settings = GenerationSettings(prompt: prompt)
         settings.sampler.shift = schedulerShift ?? 5
         var outputFPS = 16
         var ignored: [String] = []
-        if let config {
+        for config in configs {
             guard let data = FileManager.default.contents(atPath: config) else { throw KinemaError.io(path: config, reason: "cannot read") }
             let parsed = try LightX2VConfig.parse(data, origin: config)
             parsed.apply(to: &settings)
             if let value = parsed.fps { outputFPS = value }
-            ignored = parsed.ignoredKeys
+            ignored += parsed.ignoredKeys
         }
         if let negativePrompt { settings.negativePrompt = negativePrompt }
         if let frames { settings.frames = frames }
@@ -82,8 +85,19 @@ struct Generate: ParsableCommand {
             let clock = ContinuousClock()
             let started = clock.now
             // Everything that can be checked without weights is checked first.
-            let folder = try WanModelFolder.locate(model, transformerOverride: transformer)
-            let (settings, outputFPS, ignored) = try settings(schedulerShift: folder.schedulerShift)
+            var modelPath = model
+            var transformerPath = transformer
+            var configPath = config
+            if model == nil {
+                let demo = try DemoModel.locate(executable: executablePath(), currentDirectory: FileManager.default.currentDirectoryPath)
+                note("model: bundled demo model \(demo.folder) (4-step student)")
+                modelPath = demo.folder
+                transformerPath = transformer ?? demo.studentTransformer
+                configPath = config ?? demo.studentConfig
+            }
+            let folder = try WanModelFolder.locate(modelPath ?? "", transformerOverride: transformerPath)
+            let configs = [folder.defaultsConfig, configPath].compactMap { $0 }
+            let (settings, outputFPS, ignored) = try settings(schedulerShift: folder.schedulerShift, configs: configs)
             _ = try compute.memoryBudget()
             if !ignored.isEmpty { note("config: ignored keys \(ignored.joined(separator: ", "))") }
             if seed == nil { note("seed: \(settings.seed)") }
@@ -129,6 +143,11 @@ struct Generate: ParsableCommand {
 }
 
 extension SamplerKind: ExpressibleByArgument {}
+
+/// The running binary's path (Linux: /proc/self/exe), for finding files installed beside it.
+func executablePath() -> String? {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? Bundle.main.executablePath
+}
 
 func note(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))

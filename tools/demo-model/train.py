@@ -1,0 +1,712 @@
+"""Trains Kinema's bundled demo text-to-video model (Wan architecture, tiny) on the synthetic world.
+
+Stages (run in order, each resumable, each bounded by --budget-seconds):
+  vae              AutoencoderKLWan (4×8×8 compression, 16 latent channels), then per-channel latent stats
+  dit              WanTransformer3DModel + UMT5EncoderModel trained jointly with flow matching (EMA kept)
+  teacher_samples  (noise, x0) pairs from the base model with UniPC + CFG
+  distill          4-step student for Kinema's / LightX2V's step-distill sampler, initialised from the base
+  export           diffusers layout (model_index.json …) + the student in distill/ + configs
+  evaluate         generates test prompts with both models and scores them with analyse.py (meaning check)
+
+    python train.py --work DIR --stages vae,dit --budget-seconds 540 [--smoke]
+
+All state lives under --work: vae.pt, dit.pt, teacher.pt, distill.pt (resume points), export/ (the model).
+--smoke uses tiny sizes so every stage runs on a CPU in seconds (it checks the code path, not quality).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import world  # noqa: E402
+import tokenizer as demo_tokenizer  # noqa: E402
+
+TEXT_LEN = 512  # WanPipeline's max_sequence_length; Kinema pads to the same length
+STEP_LIST = [1000, 750, 500, 250]  # the step-distill sampler's denoising_step_list
+
+FULL = dict(
+    frames=17, size=128, vae_frames=9,
+    vae=dict(base_dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
+             temperal_downsample=[False, True, True], dropout=0.0),
+    text=dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4, relative_attention_num_buckets=32,
+              relative_attention_max_distance=128, feed_forward_proj="gated-gelu", layer_norm_epsilon=1e-6,
+              dropout_rate=0.0, is_encoder_decoder=False, use_cache=False, tie_word_embeddings=True),
+    dit=dict(patch_size=[1, 2, 2], num_attention_heads=3, attention_head_dim=64, in_channels=16, out_channels=16,
+             freq_dim=256, ffn_dim=576, num_layers=6, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+             eps=1e-6, image_dim=None, added_kv_proj_dim=None, rope_max_seq_len=1024, pos_embed_seq_len=None),
+    flow_shift=3.0, vae_batch=32, vae_lr=1e-3, dit_batch=128, dit_lr=3e-4, bank=8192, bank_refresh=64, refresh_every=32,
+    teacher_pairs=8192, teacher_steps=25, teacher_guidance=4.0, teacher_batch=512,
+    distill_batch=64, distill_lr=5e-5, base_steps=20, base_guidance=4.0, stats_clips=512, fps=8,
+)
+SMOKE = dict(
+    FULL, frames=5, size=32, vae_frames=5,
+    vae=dict(FULL["vae"], base_dim=4),
+    text=dict(FULL["text"], d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2),
+    dit=dict(FULL["dit"], num_attention_heads=2, attention_head_dim=12, ffn_dim=32, num_layers=1),
+    vae_batch=2, dit_batch=4, bank=16, bank_refresh=2, refresh_every=1, teacher_pairs=8, teacher_steps=3, teacher_batch=4,
+    distill_batch=4, base_steps=3, stats_clips=4,
+)
+
+
+def log(*parts):
+    print(f"[{time.strftime('%H:%M:%S')}]", *parts, flush=True)
+
+
+class Budget:
+    def __init__(self, seconds: float):
+        self.end = time.time() + seconds
+
+    def left(self) -> float:
+        return self.end - time.time()
+
+
+def autocast(device):
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def save(path: Path, payload: dict):
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def compact(state: dict) -> dict:
+    """bf16 copy of a state dict: checkpoints travel between GPU calls under a size limit. Weights are
+    rounded once per call (not per step), which training shrugs off."""
+    return {k: v.detach().to("cpu", torch.bfloat16) if v.is_floating_point() else v.detach().cpu() for k, v in state.items()}
+
+
+def load(path: Path):
+    return torch.load(path, map_location="cpu", weights_only=False) if path.exists() else None
+
+
+def warmup_lr(step: int, base: float, warmup: int = 300) -> float:
+    return base * min(1.0, (step + 1) / warmup)
+
+
+def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float):
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p.detach().float(), 1 - decay)
+
+
+# ----------------------------------------------------------------------------------------------- models
+
+
+def make_vae(cfg, stats=None):
+    from diffusers import AutoencoderKLWan
+
+    kwargs = dict(cfg["vae"])
+    if stats is not None:
+        kwargs.update(latents_mean=stats[0], latents_std=stats[1])
+    else:  # placeholders, replaced once the VAE is trained
+        kwargs.update(latents_mean=[0.0] * kwargs["z_dim"], latents_std=[1.0] * kwargs["z_dim"])
+    return AutoencoderKLWan(**kwargs)
+
+
+def make_text_encoder(cfg, vocab_size: int):
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    return UMT5EncoderModel(UMT5Config(vocab_size=vocab_size, **cfg["text"]))
+
+
+def make_dit(cfg):
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(text_dim=cfg["text"]["d_model"], **cfg["dit"])
+
+
+def load_vae(work: Path, cfg, device):
+    state = load(work / "vae.pt")
+    if state is None or "latents_mean" not in state:
+        raise SystemExit("the vae stage has not finished (no latent statistics in vae.pt); run --stages vae first")
+    vae = make_vae(cfg, (state["latents_mean"], state["latents_std"]))
+    vae.load_state_dict(state["model"])
+    return vae.to(device).eval().requires_grad_(False)
+
+
+class Text:
+    """Tokenizes and encodes prompts exactly as WanPipeline does: ids + mask, encoder output trimmed to the
+    real length and zero-padded to TEXT_LEN tokens. The encoder runs on the batch's longest prompt only,
+    which gives the same outputs for the real tokens (padding is masked out of its attention)."""
+
+    def __init__(self, device):
+        self.tok = demo_tokenizer.build()
+        self.device = device
+
+    def ids(self, prompts: list[str]):
+        enc = self.tok.encode_batch(prompts)
+        length = min(max(len(e.ids) for e in enc), TEXT_LEN)
+        ids = torch.zeros(len(prompts), length, dtype=torch.long)
+        mask = torch.zeros(len(prompts), length, dtype=torch.long)
+        for i, e in enumerate(enc):
+            n = min(len(e.ids), TEXT_LEN)
+            ids[i, :n] = torch.tensor(e.ids[:n])
+            mask[i, :n] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    def embed(self, encoder, prompts: list[str]) -> torch.Tensor:
+        ids, mask = self.ids(prompts)
+        hidden = encoder(input_ids=ids, attention_mask=mask).last_hidden_state  # [B, L, D]
+        hidden = hidden * mask.unsqueeze(-1).to(hidden.dtype)
+        return F.pad(hidden, (0, 0, 0, TEXT_LEN - hidden.shape[1]))  # [B, 512, D]
+
+
+def shifted(sigma, shift: float):
+    return shift * sigma / (1 + (shift - 1) * sigma)
+
+
+# ----------------------------------------------------------------------------------------------- vae
+
+
+def decode_unclamped(vae, z):
+    """AutoencoderKLWan's frame-by-frame decode without its final clamp to [-1, 1]: a clamped pixel passes
+    no gradient, and early in training the object's pixels sit beyond the clamp (a -1 background pulls the
+    whole frame below it), so with the clamp the decoder never learns the object."""
+    vae.clear_cache()
+    x = vae.post_quant_conv(z)
+    frames = []
+    for i in range(z.shape[2]):
+        vae._conv_idx = [0]
+        frames.append(vae.decoder(x[:, :, i:i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=i == 0))
+    vae.clear_cache()
+    return torch.cat(frames, 2)
+
+
+def stage_vae(args, cfg, device, budget: Budget):
+    path = args.work / "vae.pt"
+    state = load(path) or {}
+    if "latents_mean" in state and not args.force:
+        log("vae: already trained (vae.pt has latent statistics); --force retrains")
+        return
+    vae = make_vae(cfg).to(device)
+    opt = torch.optim.AdamW(vae.parameters(), lr=cfg["vae_lr"], betas=(0.9, 0.99), weight_decay=0.0)
+    step = 0
+    if "model" in state:
+        vae.load_state_dict(state["model"])
+        step = state["step"]
+        if "opt" in state:
+            opt.load_state_dict(state["opt"])
+        log(f"vae: resumed at step {step}")
+    rng = random.Random(1000 + step)
+    stats_reserve = 20 if not args.smoke else 1
+    max_steps = args.max_steps or 10**9
+    last_save, t0, seen, losses = time.time(), time.time(), 0, []
+    vae.train()
+    while budget.left() > stats_reserve and step < max_steps:
+        for group in opt.param_groups:
+            group["lr"] = warmup_lr(step, cfg["vae_lr"], 200)
+        video, mask, _, _ = world.sample_batch(rng, cfg["vae_batch"], device, cfg["vae_frames"], cfg["size"])
+        with autocast(device):
+            posterior = vae.encode(video).latent_dist
+            # Deterministic: the DiT is trained on posterior means, and sampling with the initial unit
+            # variance drowns the signal for the first thousands of steps.
+            z = posterior.mean
+            recon = decode_unclamped(vae, z)
+        recon = recon.float()
+        # The object is a small part of each frame: weight its pixels up so its colour and edges are exact.
+        weight = 1 + 8 * mask
+        err = recon - video
+        l1 = (weight * err.abs()).mean()
+        l2 = (weight * err.square()).mean()
+        # Only the means are used, so the KL term reduces to keeping their scale bounded.
+        kl = 0.5 * posterior.mean.float().square().mean()
+        loss = l1 + l2 + 1e-5 * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        seen += video.shape[0]
+        losses.append((l1.item(), l2.item(), kl.item()))
+        if step % 50 == 0 or args.smoke:
+            m = [sum(v) / len(losses) for v in zip(*losses)]
+            log(f"vae step {step} l1w {m[0]:.4f} l2w {m[1]:.5f} kl {m[2]:.2f} | {seen / (time.time() - t0):.1f} clips/s"
+                + (f" | gpu mem {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device.type == "cuda" else ""))
+            losses = []
+        if time.time() - last_save > 120:
+            save(path, dict(model=compact(vae.state_dict()), step=step))
+            last_save = time.time()
+    # Latent statistics over full-length clips (posterior means), written into the config as diffusers'
+    # Wan VAE config carries them (latents_mean / latents_std).
+    vae.eval()
+    sums, sq, count = 0, 0, 0
+    srng = random.Random(77)
+    with torch.no_grad():
+        for _ in range(max(1, cfg["stats_clips"] // cfg["vae_batch"])):
+            video, fgmask, _, _ = world.sample_batch(srng, cfg["vae_batch"], device, cfg["frames"], cfg["size"])
+            with autocast(device):
+                mu = vae.encode(video).latent_dist.mean.float()  # [B, 16, t, h, w]
+            sums = sums + mu.sum(dim=(0, 2, 3, 4))
+            sq = sq + mu.square().sum(dim=(0, 2, 3, 4))
+            count += mu.numel() // mu.shape[1]
+            recon_check = None
+        mean = sums / count
+        std = (sq / count - mean.square()).clamp(min=1e-8).sqrt()
+        with autocast(device):
+            recon_check = vae.decode(vae.encode(video).latent_dist.mean).sample.float()
+        err = ((recon_check - video) / 2).square()
+        psnr = -10 * torch.log10(err.mean())
+        on_object = (fgmask > 0.5).expand_as(err)
+        psnr_object = -10 * torch.log10(err[on_object].mean())
+    log(f"vae done at step {step}: recon PSNR {psnr.item():.1f} dB, on the object {psnr_object.item():.1f} dB "
+        f"(full-length clips); latent mean {mean.tolist()}")
+    log(f"latent std {std.tolist()}")
+    save(path, dict(model=compact(vae.state_dict()), step=step, latents_mean=mean.tolist(), latents_std=std.tolist()))
+
+
+# ----------------------------------------------------------------------------------------------- dit
+
+
+class LatentBank:
+    """Encoded training clips kept on the device (VAE encoding costs more than a DiT step); a few entries
+    are replaced by fresh clips every step so the model keeps seeing new positions and sizes."""
+
+    def __init__(self, vae, cfg, device, seed: int, size: int):
+        self.vae, self.cfg, self.device = vae, cfg, device
+        self.rng = random.Random(seed)
+        mean = torch.tensor(vae.config.latents_mean, device=device).view(1, -1, 1, 1, 1)
+        std = torch.tensor(vae.config.latents_std, device=device).view(1, -1, 1, 1, 1)
+        self.mean, self.std = mean, std
+        self.specs: list = []
+        self.latents = None
+        t0 = time.time()
+        chunk = 64 if device.type == "cuda" else 2
+        while len(self.specs) < size:
+            z, specs = self.encode(min(chunk, size - len(self.specs)))
+            self.latents = z if self.latents is None else torch.cat([self.latents, z])
+            self.specs += specs
+        log(f"latent bank: {size} clips in {time.time() - t0:.1f} s, latents {list(self.latents.shape[1:])}")
+
+    @torch.no_grad()
+    def encode(self, n: int):
+        specs = [world.sample_spec(self.rng) for _ in range(n)]
+        video, _ = world.render(specs, self.cfg["frames"], self.cfg["size"], self.device)
+        with autocast(self.device):
+            mu = self.vae.encode(video).latent_dist.mean.float()
+        return ((mu - self.mean) / self.std).to(torch.bfloat16), specs  # normalized as WanPipeline expects
+
+    def refresh(self, n: int):
+        if n <= 0:
+            return
+        z, specs = self.encode(n)
+        idx = self.rng.sample(range(len(self.specs)), n)
+        self.latents[torch.tensor(idx, device=self.device)] = z
+        for i, s in zip(idx, specs):
+            self.specs[i] = s
+
+    def batch(self, n: int, prompt_rng: random.Random):
+        idx = [self.rng.randrange(len(self.specs)) for _ in range(n)]
+        x0 = self.latents[torch.tensor(idx, device=self.device)].float()
+        return x0, [world.prompt_for(self.specs[i], prompt_rng) for i in idx]
+
+
+def stage_dit(args, cfg, device, budget: Budget):
+    path = args.work / "dit.pt"
+    vae = load_vae(args.work, cfg, device)
+    text = Text(device)
+    encoder = make_text_encoder(cfg, text.tok.get_vocab_size()).to(device)
+    dit = make_dit(cfg).to(device)
+    state = load(path)
+    step = 0
+    if state:
+        encoder.load_state_dict(state["encoder"])
+        dit.load_state_dict(state["dit"])
+        step = state["step"]
+        log(f"dit: resumed at step {step}")
+    ema_dit, ema_enc = copy.deepcopy(dit).float().requires_grad_(False), copy.deepcopy(encoder).float().requires_grad_(False)
+    if state:
+        ema_dit.load_state_dict(state["ema_dit"])
+        ema_enc.load_state_dict(state["ema_encoder"])
+    params = list(dit.parameters()) + list(encoder.parameters())
+    log(f"dit params {sum(p.numel() for p in dit.parameters()) / 1e6:.2f} M, text encoder "
+        f"{sum(p.numel() for p in encoder.parameters()) / 1e6:.2f} M")
+    opt = torch.optim.AdamW(params, lr=cfg["dit_lr"], betas=(0.9, 0.99), weight_decay=0.01)
+    resumed_at = step
+    bank = LatentBank(vae, cfg, device, seed=2000 + step, size=cfg["bank"])
+    prompt_rng = random.Random(3000 + step)
+    gen = torch.Generator(device=device).manual_seed(4000 + step)
+    shift = cfg["flow_shift"]
+    max_steps = args.max_steps or 10**9
+    last_save, t0, losses = time.time(), time.time(), []
+    dit.train()
+    encoder.train()
+
+    def checkpoint():
+        save(path, dict(dit=compact(dit.state_dict()), encoder=compact(encoder.state_dict()),
+                        ema_dit=compact(ema_dit.state_dict()), ema_encoder=compact(ema_enc.state_dict()), step=step,
+                        config=cfg))
+
+    while budget.left() > 15 and step < max_steps:
+        # Re-warm after every resume: the optimizer state is not carried between calls (size).
+        lr = warmup_lr(step - resumed_at, cfg["dit_lr"], 300 if resumed_at == 0 else 100)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        if step % cfg["refresh_every"] == 0:
+            bank.refresh(cfg["bank_refresh"])
+        x0, prompts = bank.batch(cfg["dit_batch"], prompt_rng)
+        prompts = ["" if prompt_rng.random() < 0.1 else p for p in prompts]  # unconditional for CFG
+        b = x0.shape[0]
+        noise = torch.randn(x0.shape, device=device, generator=gen)
+        # σ spread like the sampler's steps: uniform, then the same flow shift as inference.
+        sigma = shifted(torch.rand(b, device=device, generator=gen), shift)
+        s = sigma.view(b, 1, 1, 1, 1)
+        xt = (1 - s) * x0 + s * noise
+        with autocast(device):
+            context = text.embed(encoder, prompts)
+            pred = dit(hidden_states=xt, timestep=sigma * 1000, encoder_hidden_states=context, return_dict=False)[0]
+        loss = F.mse_loss(pred.float(), noise - x0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        decay = min(0.999, (1 + step) / (10 + step))
+        ema_update(ema_dit, dit, decay)
+        ema_update(ema_enc, encoder, decay)
+        losses.append(loss.item())
+        if step % 100 == 0 or args.smoke:
+            elapsed = time.time() - t0
+            log(f"dit step {step} loss {sum(losses) / len(losses):.4f} lr {lr:.2e} | "
+                f"{(step - resumed_at) / elapsed:.1f} steps/s ({(step - resumed_at) * b / elapsed:.0f} clips/s)"
+                + (f" | gpu mem {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device.type == "cuda" else ""))
+            losses = []
+        if time.time() - last_save > 120:
+            checkpoint()
+            last_save = time.time()
+    checkpoint()
+    log(f"dit: saved at step {step}")
+
+
+def load_base(work: Path, cfg, device, text: Text):
+    state = load(work / "dit.pt")
+    if state is None:
+        raise SystemExit("no dit.pt; run --stages dit first")
+    encoder = make_text_encoder(cfg, text.tok.get_vocab_size())
+    encoder.load_state_dict(state["ema_encoder"])
+    dit = make_dit(cfg)
+    dit.load_state_dict(state["ema_dit"])
+    return encoder.to(device).eval().requires_grad_(False), dit.to(device).eval().requires_grad_(False), state["step"]
+
+
+def latent_shape(cfg, n: int):
+    return (n, 16, (cfg["frames"] - 1) // 4 + 1, cfg["size"] // 8, cfg["size"] // 8)
+
+
+@torch.no_grad()
+def sample_base(dit, cond, uncond, noise, steps: int, guidance: float, shift: float, device):
+    """WanPipeline's loop: diffusers UniPC (flow sigmas), CFG noise_uncond + g·(noise_cond − noise_uncond)."""
+    from diffusers import UniPCMultistepScheduler
+
+    sched = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000,
+                                    flow_shift=shift)
+    sched.set_timesteps(steps, device=device)
+    x = noise.clone()
+    for t in sched.timesteps:
+        ts = t.expand(x.shape[0]).float()
+        with autocast(device):
+            c = dit(hidden_states=x, timestep=ts, encoder_hidden_states=cond, return_dict=False)[0].float()
+            if guidance > 1:
+                u = dit(hidden_states=x, timestep=ts, encoder_hidden_states=uncond, return_dict=False)[0].float()
+                c = u + guidance * (c - u)
+        x = sched.step(c, t, x, return_dict=False)[0]
+    return x
+
+
+def step_distill_sigmas(shift: float, steps=STEP_LIST) -> list[float]:
+    """Kinema's StepDistillSampler / LightX2V: grid index 1000 − t on linspace(1, 0, 1001), shifted."""
+    grid = torch.linspace(1, 0, 1001, dtype=torch.float32)[:-1]
+    return [float(shifted(grid[1000 - t], shift)) for t in steps]
+
+
+@torch.no_grad()
+def sample_student(dit, cond, noise, shift: float, device, upto: int | None = None):
+    """The step-distill sampler (x0 = x − σ_n·v; x ← x0 + σ_{n+1}·v; last step returns x0). With `upto`,
+    returns the sample fed to step `upto` instead of the final x0."""
+    sigmas = step_distill_sigmas(shift) + [0.0]
+    x = noise.clone()
+    n_steps = len(STEP_LIST) if upto is None else upto
+    x0 = x
+    for i in range(n_steps):
+        ts = torch.full((x.shape[0],), sigmas[i] * 1000, device=device)
+        with autocast(device):
+            v = dit(hidden_states=x, timestep=ts, encoder_hidden_states=cond, return_dict=False)[0].float()
+        x0 = x - sigmas[i] * v
+        x = x0 + sigmas[i + 1] * v
+    return x0 if upto is None else x
+
+
+# ----------------------------------------------------------------------------------------------- teacher
+
+
+def stage_teacher_samples(args, cfg, device, budget: Budget):
+    path = args.work / "teacher.pt"
+    text = Text(device)
+    encoder, dit, base_step = load_base(args.work, cfg, device, text)
+    state = load(path) or dict(noise=[], x0=[], prompts=[], base_step=base_step)
+    if state["base_step"] != base_step:
+        log(f"teacher: base changed (step {state['base_step']} → {base_step}); starting over")
+        state = dict(noise=[], x0=[], prompts=[], base_step=base_step)
+    have = sum(n.shape[0] for n in state["noise"])
+    rng = random.Random(5000 + have)
+    gen = torch.Generator(device=device).manual_seed(6000 + have)
+    t0 = time.time()
+    with torch.no_grad():
+        uncond_one = text.embed(encoder, [""])
+    while have < cfg["teacher_pairs"] and budget.left() > 10:
+        n = min(cfg["teacher_batch"], cfg["teacher_pairs"] - have)
+        prompts = [world.prompt_for(world.sample_spec(rng), rng) for _ in range(n)]
+        noise = torch.randn(latent_shape(cfg, n), device=device, generator=gen)
+        with torch.no_grad(), autocast(device):
+            cond = text.embed(encoder, prompts)
+        x0 = sample_base(dit, cond, uncond_one.expand(n, -1, -1), noise, cfg["teacher_steps"], cfg["teacher_guidance"],
+                         cfg["flow_shift"], device)
+        state["noise"].append(noise.to(torch.bfloat16).cpu())
+        state["x0"].append(x0.to(torch.bfloat16).cpu())
+        state["prompts"] += prompts
+        have += n
+        log(f"teacher: {have}/{cfg['teacher_pairs']} pairs, {have / (time.time() - t0):.1f} pairs/s "
+            f"(x0 std {x0.std().item():.3f})")
+        save(path, state)
+    log(f"teacher: {have} pairs")
+
+
+# ----------------------------------------------------------------------------------------------- distill
+
+
+def stage_distill(args, cfg, device, budget: Budget):
+    path = args.work / "distill.pt"
+    text = Text(device)
+    encoder, base, base_step = load_base(args.work, cfg, device, text)
+    pairs = load(args.work / "teacher.pt")
+    if pairs is None or not pairs["noise"]:
+        raise SystemExit("no teacher.pt; run --stages teacher_samples first")
+    noise_all = torch.cat(pairs["noise"]).to(device)
+    x0_all = torch.cat(pairs["x0"]).to(device)
+    prompts_all = pairs["prompts"]
+    student = copy.deepcopy(base).float().train().requires_grad_(True)
+    state = load(path)
+    step = 0
+    if state and state.get("base_step") == base_step:
+        student.load_state_dict(state["ema"])  # only the EMA is kept (size); training resumes from it
+        step = state["step"]
+        log(f"distill: resumed at step {step}")
+    ema = copy.deepcopy(student).requires_grad_(False)
+    if state and state.get("base_step") == base_step:
+        ema.load_state_dict(state["ema"])
+    opt = torch.optim.AdamW(student.parameters(), lr=cfg["distill_lr"], betas=(0.9, 0.99), weight_decay=0.0)
+    sigmas = step_distill_sigmas(cfg["flow_shift"])
+    log(f"distill: {noise_all.shape[0]} pairs, step σ {[round(s, 4) for s in sigmas]}")
+    rng = random.Random(7000 + step)
+    gen = torch.Generator(device=device).manual_seed(8000 + step)
+    resumed_at, t0, losses = step, time.time(), {i: [] for i in range(len(sigmas))}
+    max_steps = args.max_steps or 10**9
+    last_save = time.time()
+
+    def checkpoint():
+        save(path, dict(ema=compact(ema.state_dict()), step=step, base_step=base_step))
+
+    while budget.left() > 10 and step < max_steps:
+        for group in opt.param_groups:
+            group["lr"] = warmup_lr(step - resumed_at, cfg["distill_lr"], 100)
+        b = cfg["distill_batch"]
+        idx = torch.tensor([rng.randrange(noise_all.shape[0]) for _ in range(b)], device=device)
+        eps, x0 = noise_all[idx].float(), x0_all[idx].float()
+        with torch.no_grad(), autocast(device):
+            cond = text.embed(encoder, [prompts_all[i] for i in idx.tolist()])
+        i = rng.randrange(len(sigmas))
+        s = sigmas[i]
+        if i == 0:
+            x = eps  # σ_0 = 1: the sampler starts from the pair's noise
+        else:
+            # What the sampler feeds step i: after perfect earlier steps, (1 − σ_i)·x0 + σ_i·ε with the pair's
+            # own ε (x0 − σv and x0 + σ'v reuse the predicted ε); half of the batch instead comes from the
+            # student's own rollout (exactly the sampler's input, with its current errors); a quarter of the
+            # rest uses fresh noise for robustness.
+            x = (1 - s) * x0 + s * eps
+            half = b // 2
+            if half:
+                x[:half] = sample_student(student, cond[:half], eps[:half], cfg["flow_shift"], device, upto=i)
+            quarter = (b - half) // 2
+            if quarter:
+                fresh = torch.randn(x[half:half + quarter].shape, device=device, generator=gen)
+                x[half:half + quarter] = (1 - s) * x0[half:half + quarter] + s * fresh
+        ts = torch.full((b,), s * 1000, device=device)
+        with autocast(device):
+            v = student(hidden_states=x, timestep=ts, encoder_hidden_states=cond, return_dict=False)[0].float()
+        pred_x0 = x - s * v
+        loss = F.mse_loss(pred_x0, x0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        step += 1
+        ema_update(ema, student, min(0.995, (1 + step) / (10 + step)))
+        losses[i].append(loss.item())
+        if step % 100 == 0 or args.smoke:
+            rate = (step - resumed_at) / (time.time() - t0)
+            per = " ".join(f"σ{k}:{sum(v) / len(v):.4f}" for k, v in losses.items() if v)
+            log(f"distill step {step} x0 mse {per} | {rate:.1f} steps/s")
+            losses = {k: [] for k in losses}
+        if time.time() - last_save > 120:
+            checkpoint()
+            last_save = time.time()
+    checkpoint()
+    log(f"distill: saved at step {step}")
+
+
+# ----------------------------------------------------------------------------------------------- export
+
+
+def stage_export(args, cfg, device, budget: Budget):
+    from diffusers import UniPCMultistepScheduler, WanPipeline
+    from transformers import PreTrainedTokenizerFast
+
+    out = args.work / "export"
+    if out.exists():
+        shutil.rmtree(out)
+    text = Text(torch.device("cpu"))
+    encoder, base, base_step = load_base(args.work, cfg, torch.device("cpu"), text)
+    vae = load_vae(args.work, cfg, torch.device("cpu"))
+    distill = load(args.work / "distill.pt")
+    tok = PreTrainedTokenizerFast(tokenizer_object=text.tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                  model_max_length=TEXT_LEN)
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000,
+                                        flow_shift=cfg["flow_shift"])
+    pipe = WanPipeline(tokenizer=tok, text_encoder=encoder.to(torch.bfloat16), transformer=base.to(torch.bfloat16),
+                       vae=vae.to(torch.bfloat16), scheduler=scheduler)
+    pipe.save_pretrained(str(out), safe_serialization=True)
+    common = dict(target_video_length=cfg["frames"], target_height=cfg["size"], target_width=cfg["size"], fps=cfg["fps"],
+                  sample_shift=cfg["flow_shift"], negative_prompt="")
+    # The base model's sampling defaults (UniPC + CFG), read by Kinema from the folder (see README).
+    (out / "kinema_defaults.json").write_text(json.dumps(dict(
+        common, infer_steps=cfg["base_steps"], sample_guide_scale=cfg["base_guidance"]), indent=2) + "\n")
+    if distill is not None:
+        student = make_dit(cfg)
+        student.load_state_dict(distill["ema"])
+        student.to(torch.bfloat16).save_pretrained(str(out / "distill"), safe_serialization=True)
+        (out / "distill" / "lightx2v_config.json").write_text(json.dumps(dict(
+            common, infer_steps=len(STEP_LIST), denoising_step_list=STEP_LIST, sample_guide_scale=1.0, enable_cfg=False),
+            indent=2) + "\n")
+    (out / "training.json").write_text(json.dumps(dict(
+        base_steps_trained=base_step, distill_steps_trained=distill["step"] if distill else None, config=cfg,
+        step_list=STEP_LIST), indent=2) + "\n")
+    total = 0
+    for p in sorted(out.rglob("*")):
+        if p.is_file():
+            total += p.stat().st_size
+            log(f"export: {p.relative_to(out)} {p.stat().st_size / 1e6:.2f} MB")
+    log(f"export: {total / 1e6:.2f} MB in {out}")
+    # The folder must load with diffusers as it is.
+    try:
+        import accelerate  # noqa: F401  (diffusers cannot load the fp32-kept DiT modules without it)
+    except ImportError:
+        log("export: accelerate missing, WanPipeline.from_pretrained check skipped")
+        return
+    try:
+        WanPipeline.from_pretrained(str(out))
+        log("export: WanPipeline.from_pretrained ok")
+    except Exception as error:  # a loading problem must not lose the export itself
+        log(f"export: WanPipeline.from_pretrained FAILED: {error}")
+
+
+def stage_evaluate(args, cfg, device, budget: Budget):
+    """Generates the meaning-test prompts with both models on this device and scores them (analyse.py)."""
+    import analyse
+
+    text = Text(device)
+    encoder, base, _ = load_base(args.work, cfg, device, text)
+    vae = load_vae(args.work, cfg, device)
+    distill = load(args.work / "distill.pt")
+    cases = analyse.test_cases(args.eval_cases)
+    prompts = [c["prompt"] for c in cases]
+    gen = torch.Generator(device=device).manual_seed(9000)
+    noise = torch.randn(latent_shape(cfg, len(cases)), device=device, generator=gen)
+    with torch.no_grad(), autocast(device):
+        cond = text.embed(encoder, prompts)
+        uncond = text.embed(encoder, [""]).expand(len(cases), -1, -1)
+    mean = torch.tensor(vae.config.latents_mean, device=device).view(1, -1, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std, device=device).view(1, -1, 1, 1, 1)
+    models = {"base": lambda: sample_base(base, cond, uncond, noise, cfg["base_steps"], cfg["base_guidance"],
+                                          cfg["flow_shift"], device)}
+    if distill is not None:
+        student = make_dit(cfg)
+        student.load_state_dict(distill["ema"])
+        student = student.to(device).eval()
+        models["4-step"] = lambda: sample_student(student, cond, noise, cfg["flow_shift"], device)
+    for name, run in models.items():
+        latents = run()
+        with torch.no_grad(), autocast(device):
+            video = torch.cat([vae.decode(latents[k:k + 16] * std + mean).sample.float()
+                               for k in range(0, len(cases), 16)])
+        results = [analyse.check(v, c) for v, c in zip(video.cpu(), cases)]
+        passed = sum(r["pass"] for r in results)
+        log(f"evaluate {name}: {passed}/{len(cases)} pass ({100 * passed / len(cases):.0f}%)")
+        for part in ("colour", "direction", "shape"):
+            log(f"  {part} ok: {sum(r[part + '_ok'] for r in results)}/{len(cases)}")
+        for r, c in zip(results, cases):
+            if not r["pass"]:
+                log(f"  fail: {c['prompt']!r}: {r}")
+
+
+STAGES = dict(vae=stage_vae, dit=stage_dit, teacher_samples=stage_teacher_samples, distill=stage_distill,
+              export=stage_export, evaluate=stage_evaluate)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path(".demo-ckpt"))
+    parser.add_argument("--stages", required=True, help="comma-separated: " + ",".join(STAGES))
+    parser.add_argument("--budget-seconds", type=float, default=540, help="wall-clock budget for all the stages given")
+    parser.add_argument("--stage-seconds", default="", help="per-stage budgets, e.g. vae=150,dit=380 (rest: share of what is left)")
+    parser.add_argument("--max-steps", type=int, default=0, help="stop a training stage after this many steps (0: budget only)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks every code path on a CPU in seconds")
+    parser.add_argument("--force", action="store_true", help="retrain the VAE even if finished")
+    parser.add_argument("--eval-cases", type=int, default=48)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a numeric training setting, e.g. --set dit_batch=256 --set bank=4096")
+    args = parser.parse_args()
+    cfg = dict(SMOKE if args.smoke else FULL)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in cfg or isinstance(cfg[key], (dict, list)):
+            raise SystemExit(f"--set {item}: not a numeric setting (known: {sorted(k for k, v in cfg.items() if not isinstance(v, (dict, list)))})")
+        cfg[key] = type(cfg[key])(float(value)) if isinstance(cfg[key], int) else float(value)
+    device = torch.device(args.device)
+    args.work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise SystemExit(f"unknown stage(s) {unknown}; known: {list(STAGES)}")
+    fixed = {k: float(v) for k, v in (kv.split("=") for kv in args.stage_seconds.split(",") if kv)}
+    overall = Budget(args.budget_seconds)
+    for position, name in enumerate(stages):
+        remaining = [s for s in stages[position:] if s not in fixed]
+        share = overall.left() - sum(fixed.get(s, 0) for s in stages[position + 1:])
+        seconds = min(fixed.get(name, share / max(1, len(remaining))), overall.left())
+        log(f"== stage {name}: {seconds:.0f} s of {overall.left():.0f} s left")
+        STAGES[name](args, cfg, device, Budget(seconds))
+    log("done")
+
+
+if __name__ == "__main__":
+    main()
