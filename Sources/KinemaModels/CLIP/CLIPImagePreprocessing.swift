@@ -44,7 +44,7 @@ public enum CLIPImagePreprocessing {
 
     /// Pillow's `image.resize((width, height), Image.BICUBIC)` for an 8-bit RGB image, byte for byte.
     public static func pillowBicubicResize(_ image: RGBImage, width: Int, height: Int) throws -> RGBImage {
-        try PillowBicubic.resize(image, width: width, height: height)
+        try image.resized(width: width, height: height, filter: .bicubic)
     }
 
     /// transformers `get_resize_output_image_size(default_to_square=False)`: the short side becomes `size`,
@@ -60,7 +60,7 @@ public enum CLIPImagePreprocessing {
     /// transformers' rescale) → `(x − mean) / std` in f32.
     static func processorPixelValues(_ image: RGBImage, size: Int) throws -> Tensor {
         let target = shortestEdgeSize(width: image.width, height: image.height, size: size)
-        let resized = try PillowBicubic.resize(image, width: target.width, height: target.height)
+        let resized = try image.resized(width: target.width, height: target.height, filter: .bicubic)
         // transformers center_crop: top = (h − crop) // 2, left = (w − crop) // 2 (never out of bounds here:
         // both sides are ≥ size after the resize).
         let top = (resized.height - size) / 2
