@@ -71,6 +71,7 @@ let package = Package(
         .testTarget(
             name: "KinemaModelsTests",
             dependencies: ["KinemaModels", "KinemaCPU", "KinemaPipeline", "KinemaTestSupport"]),
+        .testTarget(name: "KinemaCUDATests", dependencies: ["KinemaCUDA", "KinemaCore"]),
         .testTarget(name: "KinemaPipelineTests", dependencies: ["KinemaPipeline", "KinemaCPU", "KinemaTestSupport"]),
     ]
 )

@@ -260,13 +260,15 @@ extension CUDABackend {
         }
         let (batch, heads, lq, d) = (query.shape[0], query.shape[1], query.shape[2], query.shape[3])
         let (lk, dv) = (key.shape[2], value.shape[3])
-        guard key.shape == [batch, heads, lk, d], value.shape[0..<3] == [batch, heads, lk], d <= 256, dv <= 256 else {
-            throw KinemaError.shapeMismatch(context: "attention", expected: "q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv], D ≤ 256", found: "\(query.shape), \(key.shape), \(value.shape)")
+        guard key.shape == [batch, heads, lk, d], value.shape[0..<3] == [batch, heads, lk] else {
+            throw KinemaError.shapeMismatch(context: "attention", expected: "q [B,H,Lq,D], k [B,H,Lk,D], v [B,H,Lk,Dv]", found: "\(query.shape), \(key.shape), \(value.shape)")
         }
         let (q, k, v) = (try cast(query, dtype: query.dtype), try cast(key, dtype: query.dtype), try cast(value, dtype: query.dtype))
-        let out = try empty([batch, heads, lq, dv], query.dtype)
         let rows = batch * heads * lq
-        guard rows > 0, lk > 0 else { return out }
+        guard rows > 0, lk > 0 else { return try zeros([batch, heads, lq, dv], dtype: query.dtype) }
+        if d > 256 || dv > 256 { return try composedAttention(query: q, key: k, value: v, scale: scale) }
+        if let viaCUDNN = try attentionThroughCUDNN(query: q, key: k, value: v, scale: scale) { return viaCUDNN }
+        let out = try empty([batch, heads, lq, dv], query.dtype)
         if query.dtype == .bf16, d == FlashAttentionKernel.headDim, dv == FlashAttentionKernel.headDim,
             [q, k, v].allSatisfy({ t in t.strides.dropLast().allSatisfy { $0 % 2 == 0 } && address(t) % 4 == 0 }),
             batch * heads <= 65535
@@ -308,6 +310,32 @@ extension CUDABackend {
         return out
     }
 
+    /// Attention for head dims beyond the kernels' 256 (the Wan VAE's single 384-wide head): f32 scores by
+    /// GEMM, a row softmax, then a GEMM with V — over batch·head slices that keep the Lq × Lk scores within
+    /// ~256 MiB (at 480p one VAE frame is 6240 × 6240 × 4 B = 156 MB).
+    private func composedAttention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws -> Tensor {
+        let (batch, heads, lq, d) = (query.shape[0], query.shape[1], query.shape[2], query.shape[3])
+        let (lk, dv) = (key.shape[2], value.shape[3])
+        let slices = batch * heads
+        let q = try reshape(try cast(query, to: .f32), [slices, lq, d])
+        let k = try reshape(try cast(key, to: .f32), [slices, lk, d])
+        let v = try reshape(try cast(value, to: .f32), [slices, lk, dv])
+        let perSlice = max(1, lq * lk * DType.f32.byteSize)
+        let step = max(1, min(slices, (256 << 20) / perSlice))
+        var parts: [Tensor] = []
+        for start in stride(from: 0, to: slices, by: step) {
+            let count = min(step, slices - start)
+            let (qs, ks, vs) = (
+                try q.narrowed(axis: 0, start: start, length: count), try k.narrowed(axis: 0, start: start, length: count),
+                try v.narrowed(axis: 0, start: start, length: count)
+            )
+            let scores = try affine(try matmul(qs, try ks.transposed(1, 2)), scale: scale, shift: 0)  // [n, Lq, Lk]
+            parts.append(try matmul(try softmax(scores), vs))  // [n, Lq, Dv]
+        }
+        let out = parts.count == 1 ? parts[0] : try concat(parts, axis: 0)
+        return try cast(try reshape(out, [batch, heads, lq, dv]), to: query.dtype)
+    }
+
     /// Same-dtype operands for the attention kernel, keeping strided views when no conversion is needed.
     private func cast(_ x: Tensor, dtype: DType) throws -> Tensor {
         x.dtype == dtype ? x : try cast(x, to: dtype)
@@ -333,6 +361,9 @@ extension CUDABackend {
         let filters = try contiguous(weight)
         let biasF32 = try parameter(bias, length: co, "conv3d bias")
         let out = try empty([b, co, to, ho, wo], x.dtype)
+        if try conv3dThroughCUDNN(input: input, filters: filters, bias: biasF32, out: out, stride: stride, padding: padding) {
+            return out
+        }
         try launchLinear("kinema_conv3d", MatrixKernels.conv3d(x.dtype, weight.dtype), count: out.count) { arguments in
             arguments.append(address(input))
             arguments.append(address(filters))

@@ -9,7 +9,14 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public let context: CUDAContext
     public var device: Device { .cuda(context.ordinal) }
 
-    public init(ordinal: Int = 0) throws {
+    /// Who runs attention: cuDNN's fused kernel or Kinema's (KINEMA_ATTENTION; changeable for comparisons).
+    public var attentionChoice: LibraryChoice
+    /// Who runs conv3d: cuDNN or Kinema's direct kernel (KINEMA_CONV).
+    public var convolutionChoice: LibraryChoice
+
+    public init(ordinal: Int = 0, options: RuntimeOptions = .current) throws {
+        attentionChoice = try LibraryChoice.parse(options.attentionEngine, variable: "KINEMA_ATTENTION")
+        convolutionChoice = try LibraryChoice.parse(options.convolutionEngine, variable: "KINEMA_CONV")
         context = try CUDAContext.shared(ordinal: ordinal)
     }
 

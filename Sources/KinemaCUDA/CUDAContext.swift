@@ -19,6 +19,16 @@ public final class CUDAContext: @unchecked Sendable {
     private(set) lazy var kernels = KernelCache(context: self)
     /// cuBLASLt, or why it is unavailable (then GEMMs use Kinema's own kernel).
     private(set) lazy var blasLt: Result<CUBLASLt, any Error> = Result { try CUBLASLt(context: self) }
+    /// cuDNN with a handle on this context's stream, or why it is unavailable (Kinema's kernels are used).
+    private(set) lazy var cudnn: Result<CUDNN, any Error> = Result { try CUDNN(context: self) }
+    /// cuDNN fused attention (plan cache), when cuDNN loaded.
+    private(set) lazy var cudnnAttention: Result<CUDNNAttention, any Error> = cudnn.map { CUDNNAttention(api: $0) }
+    /// cuDNN convolutions (algorithm cache), when cuDNN loaded with its convolution API.
+    private(set) lazy var cudnnConvolution: Result<CUDNNConvolution, any Error> = cudnn.flatMap { api in
+        Result { try CUDNNConvolution(api: api) }
+    }
+    let warningLock = NSLock()
+    var warnedKeys: Set<String> = []
     /// Pinned double buffer for large host↔device copies (allocated on first use).
     private lazy var staging = PinnedStaging(driver: driver, stream: stream)
 
@@ -182,6 +192,8 @@ final class CUDAAllocator: @unchecked Sendable {
         let granule = size < (1 << 20) ? 512 : (2 << 20)
         return (size + granule - 1) / granule * granule
     }
+
+    func resetPeak() { lock.withLock { peakBytesInUse = bytesInUse } }
 
     /// Changes the budget (nil: none); blocks already allocated stay.
     func setBudget(_ bytes: Int?) { lock.withLock { budget = bytes } }

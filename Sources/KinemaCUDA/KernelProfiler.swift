@@ -80,3 +80,27 @@ extension CUDAContext {
         return try profiler.measure(name, stream: stream, body)
     }
 }
+
+extension CUDAContext {
+    /// Runs `body` (which enqueues work on this context's stream) between two CUDA events and returns its
+    /// result with the GPU time between them in seconds (waits for the end event).
+    public func timedOnGPU<R>(_ body: () throws -> R) throws -> (result: R, seconds: Double) {
+        try makeCurrent()
+        var start: CUhandle?
+        var end: CUhandle?
+        try driver.check(driver.cuEventCreate(&start, 0), "cuEventCreate")
+        defer { _ = driver.cuEventDestroy(start) }
+        try driver.check(driver.cuEventCreate(&end, 0), "cuEventCreate")
+        defer { _ = driver.cuEventDestroy(end) }
+        try driver.check(driver.cuEventRecord(start, stream), "cuEventRecord")
+        let result = try body()
+        try driver.check(driver.cuEventRecord(end, stream), "cuEventRecord")
+        try driver.check(driver.cuEventSynchronize(end), "cuEventSynchronize")
+        var elapsed: Float = 0
+        try driver.check(driver.cuEventElapsedTime(&elapsed, start, end), "cuEventElapsedTime")
+        return (result, Double(elapsed) / 1000)
+    }
+
+    /// Starts a new peak for `memoryUse.peak` at the bytes in use now.
+    public func resetPeakMemory() { allocator.resetPeak() }
+}

@@ -21,6 +21,11 @@ public struct RuntimeOptions: Sendable {
     /// The bundled demo model's folder when `kinema generate` gets no --model (KINEMA_DEMO_MODEL; default:
     /// searched next to the executable and in the source tree, see DemoModel).
     public var demoModel: String?
+    /// Attention implementation on CUDA (KINEMA_ATTENTION): auto (cuDNN when it loads and accepts the
+    /// problem, else Kinema's kernel), cudnn, or kinema. Validated by the CUDA backend.
+    public var attentionEngine: String?
+    /// conv3d implementation on CUDA (KINEMA_CONV): auto, cudnn or kinema, as for attention.
+    public var convolutionEngine: String?
 
     public static let current = RuntimeOptions(environment: ProcessInfo.processInfo.environment)
 
@@ -41,6 +46,8 @@ public struct RuntimeOptions: Sendable {
         }
         maxDeviceMemory = environment["KINEMA_MAX_VRAM"].flatMap(RuntimeOptions.parseBytes)
         demoModel = environment["KINEMA_DEMO_MODEL"].flatMap { $0.isEmpty ? nil : $0 }
+        attentionEngine = environment["KINEMA_ATTENTION"].flatMap { $0.isEmpty ? nil : $0 }
+        convolutionEngine = environment["KINEMA_CONV"].flatMap { $0.isEmpty ? nil : $0 }
         executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
     }
 }

@@ -45,6 +45,9 @@ public struct DiTBenchmarkReport: Codable {
     public var peakDeviceBytes: Int?
     /// Per-kernel GPU time of one profiled forward, longest first (with `profile`).
     public var kernels: [KernelTime]?
+    /// Which implementation ran attention / conv3d, and the cuDNN problems planned (GPU runs).
+    public var selection: String?
+    public var cudnnPlans: [String]?
 }
 
 public enum DiTBenchmark {
@@ -97,6 +100,7 @@ public enum DiTBenchmark {
         let work = flops(c, tokens: tokens, textTokens: request.textTokens, imageTokens: image == nil ? 0 : 257)
         return DiTBenchmarkReport(
             tokens: tokens, loadSeconds: loadSeconds, stepSeconds: times, medianSeconds: median, flops: work,
-            achievedGFLOPS: work / median / 1e9, peakDeviceBytes: Backends.peakDeviceBytes(backend), kernels: kernels)
+            achievedGFLOPS: work / median / 1e9, peakDeviceBytes: Backends.peakDeviceBytes(backend), kernels: kernels,
+            selection: (backend as? CUDABackend)?.librarySelection, cudnnPlans: (backend as? CUDABackend)?.cudnnPlanSummary)
     }
 }

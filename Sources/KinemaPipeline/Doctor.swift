@@ -36,6 +36,7 @@ public enum Doctor {
             backend = try CUDABackend(ordinal: ordinal)
         } catch {
             facts.append(("CUDA", "not available: \(error)"))
+            facts.append(("cuDNN", cudnnLibraryDescription()))
             return DoctorReport(facts: facts, checks: [], gpuAvailable: false)
         }
         let context = backend.context
@@ -43,10 +44,23 @@ public enum Doctor {
         facts.append(("CUDA driver", "\(context.driverVersion / 1000).\(context.driverVersion % 1000 / 10) (\(context.driverLibraryPath))"))
         facts.append(("NVRTC", context.nvrtcDescription))
         facts.append(("cuBLASLt", context.cublasLtDescription))
+        facts.append(("cuDNN", context.cudnnDescription))
+        facts.append(("selection", backend.librarySelection))
         facts.append(("kernel target", context.architecture))
         facts.append(("kernel cache", RuntimeOptions.current.kernelCacheDirectory ?? "off"))
 
-        checks += OpConsistency.run(gpu: backend)
+        // Kinema's own kernels for every op, then attention and conv3d again with cuDNN forced.
+        if let ours = try? CUDABackend(ordinal: ordinal) {
+            ours.attentionChoice = .kinema
+            ours.convolutionChoice = .kinema
+            checks += OpConsistency.run(gpu: ours)
+        }
+        if context.cudnnAvailable, let viaCUDNN = try? CUDABackend(ordinal: ordinal) {
+            viaCUDNN.attentionChoice = .cudnn
+            viaCUDNN.convolutionChoice = .cudnn
+            checks += OpConsistency.run(gpu: viaCUDNN, onlyCUDNN: true, prefix: "cuDNN ")
+            facts.append(("cuDNN plans", viaCUDNN.cudnnPlanSummary.joined(separator: "\n              ")))
+        }
         if let fixtures, FileManager.default.fileExists(atPath: fixtures + "/wan_dit") {
             checks += ModelGoldenChecks.run(gpu: backend, fixtures: fixtures)
         }

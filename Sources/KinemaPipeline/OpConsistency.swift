@@ -12,7 +12,16 @@ enum OpConsistency {
     struct Case {
         let name: String
         let tolerance: Double
+        /// Attention and conv3d: run a second time with cuDNN forced (rows named "cuDNN …").
+        var cudnn = false
         let run: (any Backend) throws -> Tensor
+
+        init(name: String, tolerance: Double, cudnn: Bool = false, run: @escaping (any Backend) throws -> Tensor) {
+            self.name = name
+            self.tolerance = tolerance
+            self.cudnn = cudnn
+            self.run = run
+        }
     }
 
     static func random(_ shape: [Int], seed: UInt64, scale: Float = 1, dtype: DType = .f32) throws -> Tensor {
@@ -107,7 +116,7 @@ enum OpConsistency {
             let q = try random([2, 37, 3, 128], seed: 17, scale: 0.1, dtype: dtype)
             let k = try random([2, 53, 3, 128], seed: 18, scale: 0.1, dtype: dtype)
             let v = try random([2, 53, 3, 128], seed: 19, dtype: dtype)
-            cases.append(Case(name: "attention Lq 37 Lk 53 D 128 strided \(tag)", tolerance: tol) { b in
+            cases.append(Case(name: "attention Lq 37 Lk 53 D 128 strided \(tag)", tolerance: tol, cudnn: true) { b in
                 try b.attention(
                     query: try b.upload(q).permuted([0, 2, 1, 3]), key: try b.upload(k).permuted([0, 2, 1, 3]),
                     value: try b.upload(v).permuted([0, 2, 1, 3]), scale: 1 / Float(128).squareRoot())
@@ -115,19 +124,35 @@ enum OpConsistency {
             let longQ = try random([1, 1000, 2, 128], seed: 27, scale: 0.2, dtype: dtype)
             let longK = try random([1, 1037, 2, 128], seed: 28, scale: 0.2, dtype: dtype)
             let longV = try random([1, 1037, 2, 128], seed: 29, dtype: dtype)
-            cases.append(Case(name: "attention Lq 1000 Lk 1037 D 128 strided \(tag)", tolerance: tol) { b in
+            cases.append(Case(name: "attention Lq 1000 Lk 1037 D 128 strided \(tag)", tolerance: tol, cudnn: true) { b in
                 try b.attention(
                     query: try b.upload(longQ).permuted([0, 2, 1, 3]), key: try b.upload(longK).permuted([0, 2, 1, 3]),
                     value: try b.upload(longV).permuted([0, 2, 1, 3]), scale: 1 / Float(128).squareRoot())
+            })
+            // Cross-attention shape: 300 queries over 257 keys (the image-token count), D = 64.
+            let crossQ = try random([1, 300, 2, 64], seed: 30, scale: 0.2, dtype: dtype)
+            let crossK = try random([1, 257, 2, 64], seed: 31, scale: 0.2, dtype: dtype)
+            let crossV = try random([1, 257, 2, 64], seed: 32, dtype: dtype)
+            cases.append(Case(name: "attention Lq 300 Lk 257 D 64 strided \(tag)", tolerance: tol, cudnn: true) { b in
+                try b.attention(
+                    query: try b.upload(crossQ).permuted([0, 2, 1, 3]), key: try b.upload(crossK).permuted([0, 2, 1, 3]),
+                    value: try b.upload(crossV).permuted([0, 2, 1, 3]), scale: 1 / Float(64).squareRoot())
+            })
+            // The Wan VAE's mid-block attention: one 384-wide head over a frame's pixels (beyond the kernels' D ≤ 256).
+            let pixels = try random([3, 70, 3 * 384], seed: 33, scale: 0.1, dtype: dtype)
+            cases.append(Case(name: "attention D 384 (VAE) [3,1,70,384] \(tag)", tolerance: tol) { b in
+                let qkv = try b.upload(pixels)
+                func part(_ i: Int) throws -> Tensor { try qkv.narrowed(axis: 2, start: i * 384, length: 384).unsqueezed(1) }
+                return try b.attention(query: try part(0), key: try part(1), value: try part(2), scale: 1 / Float(384).squareRoot())
             })
             let video = try random([1, 5, 3, 10, 14], seed: 20, dtype: dtype)
             let patch = try random([7, 5, 1, 2, 2], seed: 21, scale: 0.1, dtype: dtype)
             let cube = try random([4, 5, 3, 3, 3], seed: 22, scale: 0.1, dtype: dtype)
             let convBias = try random([7], seed: 23)
-            cases.append(Case(name: "conv3d patch (1,2,2) \(tag)", tolerance: tol) { b in
+            cases.append(Case(name: "conv3d patch (1,2,2) \(tag)", tolerance: tol, cudnn: true) { b in
                 try b.conv3d(try b.upload(video), weight: try b.upload(patch), bias: try b.upload(convBias), stride: [1, 2, 2], padding: [0, 0, 0])
             })
-            cases.append(Case(name: "conv3d 3×3×3 pad 1 \(tag)", tolerance: tol) { b in
+            cases.append(Case(name: "conv3d 3×3×3 pad 1 \(tag)", tolerance: tol, cudnn: true) { b in
                 try b.conv3d(try b.upload(video), weight: try b.upload(cube), bias: nil, stride: [1, 1, 1], padding: [1, 1, 1])
             })
         }
@@ -195,12 +220,14 @@ enum OpConsistency {
 
     private static func b0abs(_ x: Tensor) throws -> Tensor { try CPUBackend.shared.affine(try CPUBackend.shared.unary(.abs, x), scale: 1, shift: 0.5) }
 
-    static func run(gpu: any Backend) -> [DoctorCheck] {
+    /// Every case on `gpu`; with `onlyCUDNN`, just the attention/conv3d cases, named with `prefix`.
+    static func run(gpu: any Backend, onlyCUDNN: Bool = false, prefix: String = "") -> [DoctorCheck] {
         let cpu = CPUBackend.shared
-        let all: [Case]
+        var all: [Case]
         do { all = try cases() } catch {
             return [DoctorCheck(name: "op cases", passed: false, relativeError: nil, tolerance: nil, detail: "\(error)")]
         }
+        if onlyCUDNN { all = all.filter(\.cudnn).map { Case(name: prefix + $0.name, tolerance: $0.tolerance, cudnn: true, run: $0.run) } }
         return all.map { item in
             do {
                 let expected = try item.run(cpu)

@@ -1,12 +1,13 @@
 import ArgumentParser
 import Foundation
+import KinemaCUDA
 import KinemaCore
 import KinemaModels
 import KinemaPipeline
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time the Wan DiT forward at a real model shape with synthetic weights.",
+        abstract: "Time the Wan DiT forward (or, with --vae, the VAE decode) at a real model shape with synthetic weights.",
         discussion: "Sizes are latent sizes: pixels are 4·(F−1)+1 frames and 8× height/width. Prints per-step seconds and GFLOP/s; --json writes the report.")
 
     enum Shape: String, ExpressibleByArgument, CaseIterable {
@@ -31,9 +32,12 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed runs (the median is reported).") var iterations = 3
     @Option(help: "Write the report as JSON to this file.") var json: String?
     @Flag(help: "After timing, run once more with per-kernel GPU timing and print the breakdown.") var profile = false
+    @Flag(help: "Time the Wan2.1 VAE decode instead; --frames/--height/--width are then PIXEL sizes (e.g. 81, 480, 832).")
+    var vae = false
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
+        if vae { return try runVAE() }
         try runReportingErrors {
             var request = DiTBenchmarkRequest(
                 config: shape.config, latentFrames: frames, latentHeight: height, latentWidth: width,
@@ -49,6 +53,7 @@ struct Bench: ParsableCommand {
             print("  steps: " + report.stepSeconds.map { String(format: "%.3f s", $0) }.joined(separator: ", "))
             print(String(format: "  median: %.3f s/forward, %.1f GFLOP/s (%.3g FLOP)", report.medianSeconds, report.achievedGFLOPS, report.flops))
             if let peak = report.peakDeviceBytes { print("  peak device memory (Kinema allocator): \(formatBytes(peak))") }
+            printSelection(report.selection, report.cudnnPlans)
             if let kernels = report.kernels {
                 let total = kernels.reduce(0) { $0 + $1.milliseconds }
                 print(String(format: "  per-kernel GPU time of one profiled forward (%.1f ms in kernels):", total))
@@ -56,11 +61,47 @@ struct Bench: ParsableCommand {
                     print(String(format: "    %9.2f ms %5.1f%%  %6d calls  %@", kernel.milliseconds, 100 * kernel.milliseconds / max(total, 1e-9), kernel.calls, kernel.name))
                 }
             }
-            if let json {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try encoder.encode(report).write(to: URL(fileURLWithPath: json))
-            }
+            try writeJSON(report)
         }
+    }
+
+    private func runVAE() throws {
+        try runReportingErrors {
+            var request = VAEDecodeBenchmarkRequest(
+                frames: frames, height: height, width: width, precision: compute.precision, device: compute.device.device)
+            request.warmup = warmup
+            request.iterations = iterations
+            request.maxDeviceMemory = try compute.memoryBudget()
+            request.profile = profile
+            let report = try VAEDecodeBenchmark.run(request)
+            print("Wan2.1 VAE decode, \(compute.precision.rawValue), \(compute.device.device): latent \(report.latentShape) → video \(report.outputShape)")
+            print(String(format: "  build (synthetic weights): %.2f s", report.loadSeconds))
+            print("  decodes (\(report.timing)): " + report.decodeSeconds.map { String(format: "%.3f s", $0) }.joined(separator: ", "))
+            print(String(format: "  median: %.3f s/decode", report.medianSeconds))
+            if let peak = report.peakDeviceBytes { print("  peak device memory (Kinema allocator): \(formatBytes(peak))") }
+            printSelection(report.selection, report.cudnnPlans)
+            if let kernels = report.kernels { printKernels(kernels, of: "decode") }
+            try writeJSON(report)
+        }
+    }
+
+    private func printSelection(_ selection: String?, _ plans: [String]?) {
+        if let selection { print("  \(selection)") }
+        for plan in plans ?? [] { print("    cuDNN \(plan)") }
+    }
+
+    private func printKernels(_ kernels: [KernelTime], of what: String) {
+        let total = kernels.reduce(0) { $0 + $1.milliseconds }
+        print(String(format: "  per-kernel GPU time of one profiled %@ (%.1f ms in kernels):", what, total))
+        for kernel in kernels.prefix(25) {
+            print(String(format: "    %9.2f ms %5.1f%%  %6d calls  %@", kernel.milliseconds, 100 * kernel.milliseconds / max(total, 1e-9), kernel.calls, kernel.name))
+        }
+    }
+
+    private func writeJSON<Report: Encodable>(_ report: Report) throws {
+        guard let json else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(report).write(to: URL(fileURLWithPath: json))
     }
 }

@@ -18,7 +18,7 @@ struct Kinema: ParsableCommand {
             KINEMA_DEBUG (0–3). See docs/env-vars.md.
             """,
         version: KinemaVersion.string,
-        subcommands: [Generate.self, Inspect.self, Forward.self, Bench.self, Doctor.self])
+        subcommands: [Generate.self, Inspect.self, Forward.self, Bench.self, Doctor.self, CUDNNProbeCommand.self])
 }
 
 enum KinemaVersion {

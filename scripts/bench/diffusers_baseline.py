@@ -3,6 +3,7 @@
 of the real Wan2.1 shapes, bf16, on one GPU; CUDA-event timing, warm-up first, median of N.
 
     python3 scripts/bench/diffusers_baseline.py --shape 1.3b --frames 21 --height 60 --width 104 --json out.json
+    python3 scripts/bench/diffusers_baseline.py --vae-only --frames 21 --height 60 --width 104   # VAE decode only
 
 Sizes are latent sizes (81 frames at 480×832 = 21×60×104). Inputs are random, never zeros.
 """
@@ -50,6 +51,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iterations", type=int, default=5)
     ap.add_argument("--vae", action="store_true", help="also time the VAE decode of the same latents")
+    ap.add_argument("--vae-only", action="store_true", help="time only the VAE decode (no DiT)")
     ap.add_argument("--json")
     args = ap.parse_args()
 
@@ -58,28 +60,30 @@ def main() -> None:
 
     torch.manual_seed(0)
     device = torch.device("cuda")
-    t0 = time.time()
-    # Built directly in bf16: an f32 14B model (56 GB) and its bf16 copy would not fit an 80 GB card together.
-    torch.set_default_dtype(torch.bfloat16)
-    with torch.device(device):
-        model = WanTransformer3DModel(**CONFIGS[args.shape]).eval()
-    torch.set_default_dtype(torch.float32)
-    for p in model.parameters():
-        p.data.normal_(0, 0.02)
-    build = time.time() - t0
     latents = torch.randn(1, 16, args.frames, args.height, args.width, device=device, dtype=torch.bfloat16)
-    text = torch.randn(1, args.text_tokens, 4096, device=device, dtype=torch.bfloat16)
-    timestep = torch.tensor([937.5], device=device)
-    with torch.no_grad():
-        times = time_cuda(lambda: model(latents, timestep, text, return_dict=False), args.warmup, args.iterations)
-    tokens = args.frames * (args.height // 2) * (args.width // 2)
     result = {"diffusers": diffusers.__version__, "torch": torch.__version__, "gpu": torch.cuda.get_device_name(),
-              "shape": args.shape, "tokens": tokens, "build_s": build, "dit_forward_s": times,
-              "dit_forward_median_s": statistics.median(times),
-              "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30}
-    del model
-    torch.cuda.empty_cache()
-    if args.vae:
+              "shape": args.shape, "latent_shape": list(latents.shape)}
+    if not args.vae_only:
+        t0 = time.time()
+        # Built directly in bf16: an f32 14B model (56 GB) and its bf16 copy would not fit an 80 GB card together.
+        torch.set_default_dtype(torch.bfloat16)
+        with torch.device(device):
+            model = WanTransformer3DModel(**CONFIGS[args.shape]).eval()
+        torch.set_default_dtype(torch.float32)
+        for p in model.parameters():
+            p.data.normal_(0, 0.02)
+        build = time.time() - t0
+        text = torch.randn(1, args.text_tokens, 4096, device=device, dtype=torch.bfloat16)
+        timestep = torch.tensor([937.5], device=device)
+        with torch.no_grad():
+            times = time_cuda(lambda: model(latents, timestep, text, return_dict=False), args.warmup, args.iterations)
+        tokens = args.frames * (args.height // 2) * (args.width // 2)
+        result.update({"tokens": tokens, "build_s": build, "dit_forward_s": times,
+                       "dit_forward_median_s": statistics.median(times),
+                       "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30})
+        del model
+        torch.cuda.empty_cache()
+    if args.vae or args.vae_only:
         with torch.device(device):
             vae = AutoencoderKLWan().to(torch.bfloat16).eval()
         for p in vae.parameters():

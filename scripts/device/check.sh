@@ -23,6 +23,10 @@ bench_rc=$?
 ./.device/kinema bench --shape 1.3b --frames 21 --height 60 --width 104 --device cuda --precision bf16 \
     --warmup 1 --iterations 3 --profile --json "$OUT/bench-1.3b-480p-cuda.json" > "$OUT/bench-480p.log" 2>&1
 bench480_rc=$?
+# The Wan2.1 VAE decode at the same shape (pixel sizes: 81 frames of 480×832 ← 21×60×104 latents).
+timeout 300 ./.device/kinema bench --vae --frames 81 --height 480 --width 832 --device cuda --precision bf16 \
+    --warmup 1 --iterations 3 --json "$OUT/bench-vae-480p-cuda.json" > "$OUT/bench-vae.log" 2>&1
+benchvae_rc=$?
 
 for precision in f32 bf16; do
     ./.device/kinema generate --model Tests/Fixtures/wan_pipeline/diffusers --prompt "a red circle moving right" \
@@ -32,12 +36,14 @@ for precision in f32 bf16; do
 done
 
 echo "== doctor (rc $doctor_rc)"
-grep -E "^(GPU|CUDA|NVRTC|cuBLASLt|kernel)" "$OUT/doctor.log"
+grep -E "^(GPU|CUDA|NVRTC|cuBLASLt|cuDNN|selection|kernel)" "$OUT/doctor.log"
 grep -E "FAIL|passed, " "$OUT/doctor.log"
 echo "== generate (tiny model on the GPU)"
 cat "$OUT/generate.txt"; tail -n 2 "$OUT/generate-bf16.log"
 echo "== bench (rc $bench_rc)"
 tail -4 "$OUT/bench.log"
+echo "== bench VAE decode 81×480×832 (rc $benchvae_rc)"
+grep -E "median|peak|attention:" "$OUT/bench-vae.log"
 
 # The diffusers baseline at the 480p / 81-frame shape (needs .whl carried; see scripts/bench/README.md).
 if ls .whl/*.whl >/dev/null 2>&1; then
@@ -49,4 +55,5 @@ if ls .whl/*.whl >/dev/null 2>&1; then
 grep -A 30 -E "median" "$OUT/bench-480p.log"
 echo "== diffusers baseline (rc $?)"
     grep -E '"(gpu|dit_forward_median_s|peak_memory_gib|vae_decode_median_s|vae_peak_memory_gib)"' "$OUT/diffusers.log"
+    echo "== Kinema VAE decode (same shape)"; grep -E "median|peak" "$OUT/bench-vae.log"
 fi

@@ -84,6 +84,11 @@ enum ElementwiseKernels {
             for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
                 T_ST(out, i, T_LD(out, i) + bias[i % N]);
         }
+        // out[b, c, ...] += bias[c] for a contiguous [B, C, inner] output (cuDNN convolutions' bias).
+        extern "C" __global__ void kinema_channel_bias(T_T* out, const float* bias, long long n, int C, long long inner) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+                T_ST(out, i, T_LD(out, i) + bias[(i / inner) % C]);
+        }
         extern "C" __global__ void kinema_affine(const T_T* in, Layout L, T_T* out, long long n, float scale, float shift) {
             for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
                 T_ST(out, i, T_LD(in, offset_of(L, i)) * scale + shift);

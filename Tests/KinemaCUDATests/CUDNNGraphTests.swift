@@ -1,0 +1,96 @@
+import Foundation
+import KinemaCore
+import XCTest
+
+@testable import KinemaCUDA
+
+// cuDNN without a GPU: the library loads, and every tensor and operation descriptor of the attention graph
+// and the convolution descriptors finalize (cuDNN validates dims, strides, types and modes there). Building
+// the operation graph and plans needs a GPU handle; `kinema doctor` and scripts/device/cudnn_probe.sh cover
+// that part. Skipped where no libcudnn.so.9 is found (KINEMA_CUDA_LIB_PATH or a pip nvidia/cudnn wheel).
+final class CUDNNGraphTests: XCTestCase {
+    private func openCUDNN() throws -> CUDNN {
+        var folders: [String] = []
+        if let custom = ProcessInfo.processInfo.environment["KINEMA_CUDA_LIB_PATH"] { folders.append(custom) }
+        for root in ["/opt/refenv/lib", "/usr/local/lib", "/usr/lib"] {
+            let pythons = (try? FileManager.default.contentsOfDirectory(atPath: root))?.filter { $0.hasPrefix("python3") } ?? []
+            for python in pythons.sorted() {
+                for site in ["site-packages", "dist-packages"] { folders.append("\(root)/\(python)/\(site)/nvidia/cudnn/lib") }
+            }
+        }
+        guard let folder = folders.first(where: { FileManager.default.fileExists(atPath: $0 + "/libcudnn.so.9") }) else {
+            throw XCTSkip("no libcudnn.so.9 on this machine")
+        }
+        return try CUDNN(context: nil, options: RuntimeOptions(environment: ["KINEMA_CUDA_LIB_PATH": folder]))
+    }
+
+    private func key(lq: Int, lk: Int, d: Int) -> CUDNNAttention.Key {
+        // [B, L, H, D] memory seen as [B, H, L, D] (what splitHeads produces), 2 batches, 12 heads.
+        let (b, h) = (2, 12)
+        func strides(_ length: Int) -> [Int] { [length * h * d, d, h * d, 1] }
+        return CUDNNAttention.Key(
+            batch: b, heads: h, lq: lq, lk: lk, d: d, dv: d, q: strides(lq), k: strides(lk), v: strides(lk), dtype: .bf16,
+            alignment: [16, 16, 16, 16])
+    }
+
+    func testAttentionGraphDescriptorsFinalize() throws {
+        let api = try openCUDNN()
+        XCTAssertGreaterThanOrEqual(api.version, 90000)
+        XCTAssertNil(api.handle)
+        let attention = CUDNNAttention(api: api)
+        let expected: [CUDNNAttention.Variant: Int] = [.compositeWithStats: 10, .composite: 8, .unifiedSoftmax: 4]
+        for variant in CUDNNAttention.Variant.allCases {
+            if variant == .unifiedSoftmax && api.version < 92100 { continue }
+            for (lq, lk, d) in [(32760, 32760, 128), (32760, 512, 128), (300, 257, 64)] {
+                let builder = CUDNNGraphBuilder(api)
+                try attention.lower(key(lq: lq, lk: lk, d: d), variant: variant, into: builder)
+                XCTAssertEqual(builder.operations.count, expected[variant], "\(variant) Lq \(lq) Lk \(lk) D \(d)")
+            }
+        }
+    }
+
+    func testRankOneScaleIsRejectedWithCUDNNsReason() throws {
+        let api = try openCUDNN()
+        let builder = CUDNNGraphBuilder(api)
+        XCTAssertThrowsError(try CUDNNAttention(api: api).lower(key(lq: 64, lk: 64, d: 64), variant: .composite, scalarRank: 1, into: builder)) {
+            XCTAssertTrue("\($0)".contains("attn_scale") && "\($0)".contains("CUDNN_STATUS"), "\($0)")
+        }
+    }
+
+    func testAttentionRejectsMismatchedDescriptorsWithCUDNNText() throws {
+        let api = try openCUDNN()
+        let builder = CUDNNGraphBuilder(api)
+        let a = try builder.tensor("A", dims: [1, 1, 4, 8], strides: [32, 32, 8, 1], dtype: CUDNNCode.bfloat16, id: 1)
+        // Wrong rank for the strides: cuDNN refuses at finalize, and the error names the call and the status.
+        XCTAssertThrowsError(try builder.tensor("bad", dims: [1, 1, 4, 8], strides: [32, 8, 1], dtype: CUDNNCode.bfloat16, id: 2)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("cuDNN") && text.contains("CUDNN_STATUS"), text)
+        }
+        _ = a
+    }
+
+    func testConvolutionDescriptorsFinalize() throws {
+        let api = try openCUDNN()
+        let convolution = try CUDNNConvolution(api: api)
+        // The Wan VAE decoder's widest causal conv at 480×832: 96 → 96 channels, 3×3×3, spatial padding 1.
+        let key = CUDNNConvolution.Key(input: [1, 96, 3, 480, 832], filter: [96, 96, 3, 3, 3], stride: [1, 1, 1], padding: [0, 1, 1], dtype: .bf16)
+        _ = try convolution.descriptors(key, dtype: CUDNNCode.bfloat16, outputShape: [1, 96, 1, 480, 832])
+        let planar = CUDNNConvolution.Key(input: [1, 5, 1, 10, 14], filter: [7, 5, 1, 3, 3], stride: [1, 2, 2], padding: [0, 1, 1], dtype: .f32)
+        _ = try convolution.descriptors(planar, dtype: CUDNNCode.float, outputShape: [1, 7, 1, 5, 7])
+    }
+
+    func testLibraryChoiceParsing() throws {
+        XCTAssertEqual(try LibraryChoice.parse(nil, variable: "KINEMA_ATTENTION"), .auto)
+        XCTAssertEqual(try LibraryChoice.parse("CUDNN", variable: "KINEMA_ATTENTION"), .cudnn)
+        XCTAssertEqual(try LibraryChoice.parse("kinema", variable: "KINEMA_CONV"), .kinema)
+        XCTAssertThrowsError(try LibraryChoice.parse("fast", variable: "KINEMA_ATTENTION")) { error in
+            XCTAssertTrue("\(error)".contains("KINEMA_ATTENTION=fast"), "\(error)")
+        }
+    }
+
+    func testCUDNNLibraryDescriptionWithoutGPU() {
+        let missing = cudnnLibraryDescription(options: RuntimeOptions(environment: ["KINEMA_CUDA_LIB_PATH": "/nonexistent"]))
+        // Either found through the standard search or a clear "not found" line naming where it looked.
+        XCTAssertTrue(missing.contains("libcudnn.so.9") || missing.hasPrefix("9."), missing)
+    }
+}
