@@ -38,7 +38,7 @@ TEXT_LEN = 512  # WanPipeline's max_sequence_length; Kinema pads to the same len
 STEP_LIST = [1000, 750, 500, 250]  # the step-distill sampler's denoising_step_list
 
 FULL = dict(
-    frames=17, size=128, vae_frames=9,
+    frames=17, size=128, vae_frames=17, vae_image_share=0.6, vae_image_batch=96,
     vae=dict(base_dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
              temperal_downsample=[False, True, True], dropout=0.0),
     text=dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4, relative_attention_num_buckets=32,
@@ -47,7 +47,7 @@ FULL = dict(
     dit=dict(patch_size=[1, 2, 2], num_attention_heads=3, attention_head_dim=64, in_channels=16, out_channels=16,
              freq_dim=256, ffn_dim=576, num_layers=6, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
              eps=1e-6, image_dim=None, added_kv_proj_dim=None, rope_max_seq_len=1024, pos_embed_seq_len=None),
-    flow_shift=3.0, vae_batch=32, vae_lr=1e-3, dit_batch=128, dit_lr=3e-4, bank=8192, bank_refresh=64, refresh_every=32,
+    flow_shift=3.0, vae_batch=16, vae_lr=1e-3, dit_batch=128, dit_lr=3e-4, bank=8192, bank_refresh=64, refresh_every=32,
     teacher_pairs=8192, teacher_steps=25, teacher_guidance=4.0, teacher_batch=512,
     distill_batch=64, distill_lr=5e-5, base_steps=20, base_guidance=4.0, stats_clips=512, fps=8,
 )
@@ -205,11 +205,18 @@ def stage_vae(args, cfg, device, budget: Budget):
     stats_reserve = 20 if not args.smoke else 1
     max_steps = args.max_steps or 10**9
     last_save, t0, seen, losses = time.time(), time.time(), 0, []
+    # Two phases. First single frames (the causal first-chunk path alone, ~17× cheaper per sample), where
+    # the decoder learns the objects' colours and edges; then whole clips of the inference length, because
+    # a decoder trained on shorter clips drifts on the later latent frames (seen with 9-frame training:
+    # frame 17 fell apart).
+    image_until = budget.left() - cfg["vae_image_share"] * (budget.left() - stats_reserve)
     vae.train()
     while budget.left() > stats_reserve and step < max_steps:
         for group in opt.param_groups:
             group["lr"] = warmup_lr(step, cfg["vae_lr"], 200)
-        video, mask, _, _ = world.sample_batch(rng, cfg["vae_batch"], device, cfg["vae_frames"], cfg["size"])
+        images = budget.left() > image_until
+        batch, frames = (cfg["vae_image_batch"], 1) if images else (cfg["vae_batch"], cfg["vae_frames"])
+        video, mask, _, _ = world.sample_batch(rng, batch, device, frames, cfg["size"])
         with autocast(device):
             posterior = vae.encode(video).latent_dist
             # Deterministic: the DiT is trained on posterior means, and sampling with the initial unit
@@ -234,7 +241,7 @@ def stage_vae(args, cfg, device, budget: Budget):
         losses.append((l1.item(), l2.item(), kl.item()))
         if step % 50 == 0 or args.smoke:
             m = [sum(v) / len(losses) for v in zip(*losses)]
-            log(f"vae step {step} l1w {m[0]:.4f} l2w {m[1]:.5f} kl {m[2]:.2f} | {seen / (time.time() - t0):.1f} clips/s"
+            log(f"vae step {step} ({'frames' if images else 'clips'}) l1w {m[0]:.4f} l2w {m[1]:.5f} kl {m[2]:.2f} | {seen / (time.time() - t0):.1f} samples/s"
                 + (f" | gpu mem {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device.type == "cuda" else ""))
             losses = []
         if time.time() - last_save > 120:
