@@ -52,7 +52,7 @@ public func initialNoise(shape: [Int], seed: UInt64) throws -> Tensor {
 
 /// The loaded parts of a Wan text-to-video (or image-to-video) model.
 public final class TextToVideoPipeline {
-    public let tokenizer: UnigramTokenizer
+    public let tokenizer: any PromptTokenizer
     public let textEncoder: UMT5Encoder
     public let transformer: WanTransformer
     public let vae: WanVAE
@@ -66,7 +66,7 @@ public final class TextToVideoPipeline {
     public let task: WanTask
 
     public init(
-        tokenizer: UnigramTokenizer, textEncoder: UMT5Encoder, transformer: WanTransformer, vae: WanVAE,
+        tokenizer: any PromptTokenizer, textEncoder: UMT5Encoder, transformer: WanTransformer, vae: WanVAE,
         imageEncoder: (any WanImageEncoder)? = nil, backend: any Backend
     ) throws {
         guard textEncoder.config.dModel == transformer.config.textDim else {
@@ -96,7 +96,7 @@ public final class TextToVideoPipeline {
     /// umT5 embedding of a prompt (cleaned as WanPipeline does), padded to `textLength` tokens with zeros:
     /// [1, 512, D] f32 on the device.
     public func encode(prompt: String) throws -> Tensor {
-        let (ids, mask) = try tokenizer.encode(WanPrompts.clean(prompt), maxLength: textLength)
+        let (ids, mask) = try tokenizer.promptIDs(WanPrompts.clean(prompt), maxLength: textLength)
         return try backend.upload(try textEncoder.encodePrompt(ids: ids, mask: mask))
     }
 
