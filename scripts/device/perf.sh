@@ -20,7 +20,9 @@ export PYTHONPATH=/tmp/site
 K=./.device/kinema
 B="python3 scripts/bench/diffusers_baseline.py"
 
-for part in "${@:-dit13 vae pipe}"; do
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(dit13 vae pipe)
+for part in "${parts[@]}"; do
     case $part in
     dit13)
         timeout 90 $K bench --shape 1.3b --frames 21 --height 60 --width 104 --device cuda --precision bf16 --warmup 1 \
