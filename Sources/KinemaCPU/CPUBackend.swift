@@ -42,9 +42,21 @@ public final class CPUBackend: Backend {
     }
     public func rope(_ x: Tensor, cos: Tensor, sin: Tensor) throws -> Tensor { try CPURope.apply(x, cos: cos, sin: sin) }
 
+    public func modulatedLayerNorm(
+        _ x: Tensor, weight: Tensor?, bias: Tensor?, shift: Tensor?, scale: Tensor?, eps: Float, outDType: DType
+    ) throws -> Tensor {
+        try CPUFused.modulatedLayerNorm(x, weight: weight, bias: bias, shift: shift, scale: scale, eps: eps, outDType: outDType)
+    }
+    public func gatedResidual(_ x: Tensor, _ y: Tensor, gate: Tensor?) throws -> Tensor {
+        try CPUFused.gatedResidual(x, y, gate: gate)
+    }
+    public func rmsNormRope(_ x: Tensor, weight: Tensor?, eps: Float, cos: Tensor, sin: Tensor, heads: Int) throws -> Tensor {
+        try CPUFused.rmsNormRope(x, weight: weight, eps: eps, cos: cos, sin: sin, heads: heads)
+    }
+
     public func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try CPUMatmul.matmul(a, b) }
-    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
-        try CPUMatmul.linear(x, weight: weight, bias: bias)
+    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: LinearActivation) throws -> Tensor {
+        try CPUMatmul.linear(x, weight: weight, bias: bias, activation: activation)
     }
     public func attention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws -> Tensor {
         try CPUAttention.attention(query: query, key: key, value: value, scale: scale)

@@ -52,7 +52,7 @@ enum CPUMatmul {
     /// x [..., in] · weightᵀ + bias with weight [out, in], bias [out]; result [..., out] in x.dtype.
     /// The weight is read in its own dtype and layout (a bf16 [8960, 1536] weight is widened panel by panel
     /// while packing, never copied whole to f32).
-    static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
+    static func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: LinearActivation = .none) throws -> Tensor {
         try CPUChecks.floating(x, "linear input")
         try CPUChecks.floating(weight, "linear weight")
         guard x.rank >= 1, weight.rank == 2, weight.shape[1] == x.shape[x.rank - 1] else {
@@ -78,16 +78,24 @@ enum CPUMatmul {
             lhs = try GemmOperand(copy, rows: rows, columns: inFeatures)
         }
         let rhs = try GemmOperand(matrixOf: weight).transposed  // [in, out]
-        try multiply(lhs, rhs, bias: biasValues, into: output, start: 0, engine: CPUGemm.engine, threads: Parallel.threads)
+        try multiply(
+            lhs, rhs, bias: biasValues, into: output, start: 0, engine: CPUGemm.engine, threads: Parallel.threads, activation: activation)
         return output
     }
 
-    /// C = A·B (+ bias per column) written into `output` (contiguous) from element `start`, M×N elements.
-    /// f32 outputs are written in place; other dtypes go through an f32 scratch of bounded size.
+    /// C = activation(A·B (+ bias per column)) written into `output` (contiguous) from element `start`,
+    /// M×N elements, rounded once. f32 outputs are written in place; other dtypes go through an f32
+    /// scratch of bounded size.
     static func multiply(
         _ a: GemmOperand, _ b: GemmOperand, bias: [Float]?, into output: Tensor, start: Int, engine: GemmEngine,
-        threads: Int
+        threads: Int, activation: LinearActivation = .none
     ) throws {
+        func activate(_ c: UnsafeMutablePointer<Float>, count: Int) {
+            guard activation == .geluTanh else { return }
+            Parallel.forRanges(count, grain: parallelGrain) { range in
+                CPUElementwise.apply(.geluTanh, c + range.lowerBound, range.count)
+            }
+        }
         let m = a.rows, n = b.columns
         func prefill(_ c: UnsafeMutablePointer<Float>, rows: Int) {
             guard let bias else { return }
@@ -101,6 +109,7 @@ enum CPUMatmul {
             let c = output.hostPointer.assumingMemoryBound(to: Float.self) + start
             prefill(c, rows: m)
             try CPUGemm.multiply(a, b, into: c, ldc: n, update: update, engine: engine, threads: threads)
+            activate(c, count: m * n)
             return
         }
         let chunkRows = max(1, min(m, scratchFloats / max(n, 1)))
@@ -110,6 +119,7 @@ enum CPUMatmul {
             let rows = min(chunkRows, m - r0)
             prefill(scratch, rows: rows)
             try CPUGemm.multiply(a.rowSlice(r0..<(r0 + rows)), b, into: scratch, ldc: n, update: update, engine: engine, threads: threads)
+            activate(scratch, count: rows * n)
             CPUOperands.store(scratch, rows: rows, columns: n, sourceStride: n, into: output, start: start + r0 * n)
         }
     }

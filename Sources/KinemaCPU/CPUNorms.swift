@@ -35,24 +35,29 @@ enum CPUNorms {
         let gamma = try parameter(weight, length: rows.length, "layerNorm weight")
         let beta = try parameter(bias, length: rows.length, "layerNorm bias")
         return try forEachRow(rows, shape: x.shape, dtype: x.dtype) { v, n in
-            let mean = sumF64(v, n) / Double(n)
-            var s0 = 0.0, s1 = 0.0
-            var i = 0
-            while i + 2 <= n {
-                let d0 = Double(v[i]) - mean, d1 = Double(v[i + 1]) - mean
-                s0 += d0 * d0
-                s1 += d1 * d1
-                i += 2
-            }
-            if i < n { let d = Double(v[i]) - mean; s0 += d * d }
-            let variance = (s0 + s1) / Double(n)
-            // Centre and scale in f64: rounding the mean to f32 first costs ~1e-5 relative on rows whose
-            // mean is large against their spread (mean 100, spread 0.1), as torch's f32 kernel shows.
-            let rstd = 1 / (variance + Double(eps)).squareRoot()
-            for j in 0..<n { v[j] = Float((Double(v[j]) - mean) * rstd) }
+            layerNormalize(v, n, eps: eps)
             if let gamma { gamma.withUnsafeBufferPointer { w in for j in 0..<n { v[j] *= w[j] } } }
             if let beta { beta.withUnsafeBufferPointer { b in for j in 0..<n { v[j] += b[j] } } }
         }
+    }
+
+    /// v[0..<n] ↦ (v − mean) / sqrt(var + eps) in place (the statistics of `layerNorm`).
+    static func layerNormalize(_ v: UnsafeMutablePointer<Float>, _ n: Int, eps: Float) {
+        let mean = sumF64(v, n) / Double(n)
+        var s0 = 0.0, s1 = 0.0
+        var i = 0
+        while i + 2 <= n {
+            let d0 = Double(v[i]) - mean, d1 = Double(v[i + 1]) - mean
+            s0 += d0 * d0
+            s1 += d1 * d1
+            i += 2
+        }
+        if i < n { let d = Double(v[i]) - mean; s0 += d * d }
+        let variance = (s0 + s1) / Double(n)
+        // Centre and scale in f64: rounding the mean to f32 first costs ~1e-5 relative on rows whose
+        // mean is large against their spread (mean 100, spread 0.1), as torch's f32 kernel shows.
+        let rstd = 1 / (variance + Double(eps)).squareRoot()
+        for j in 0..<n { v[j] = Float((Double(v[j]) - mean) * rstd) }
     }
 
     /// x / sqrt(mean(x²) + eps) · weight over the last axis.
@@ -61,22 +66,27 @@ enum CPUNorms {
         let rows = try RowSource(x, "rmsNorm")
         let gamma = try parameter(weight, length: rows.length, "rmsNorm weight")
         return try forEachRow(rows, shape: x.shape, dtype: x.dtype) { v, n in
-            var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
-            var i = 0
-            while i + 4 <= n {
-                let a = Double(v[i]), b = Double(v[i + 1]), c = Double(v[i + 2]), d = Double(v[i + 3])
-                s0 += a * a
-                s1 += b * b
-                s2 += c * c
-                s3 += d * d
-                i += 4
-            }
-            while i < n { let a = Double(v[i]); s0 += a * a; i += 1 }
-            let meanSquare = ((s0 + s1) + (s2 + s3)) / Double(n)
-            let scale = Float(1 / (meanSquare + Double(eps)).squareRoot())
-            for j in 0..<n { v[j] *= scale }
+            rmsNormalize(v, n, eps: eps)
             if let gamma { gamma.withUnsafeBufferPointer { w in for j in 0..<n { v[j] *= w[j] } } }
         }
+    }
+
+    /// v[0..<n] ↦ v / sqrt(mean(v²) + eps) in place (the statistics of `rmsNorm`).
+    static func rmsNormalize(_ v: UnsafeMutablePointer<Float>, _ n: Int, eps: Float) {
+        var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+        var i = 0
+        while i + 4 <= n {
+            let a = Double(v[i]), b = Double(v[i + 1]), c = Double(v[i + 2]), d = Double(v[i + 3])
+            s0 += a * a
+            s1 += b * b
+            s2 += c * c
+            s3 += d * d
+            i += 4
+        }
+        while i < n { let a = Double(v[i]); s0 += a * a; i += 1 }
+        let meanSquare = ((s0 + s1) + (s2 + s3)) / Double(n)
+        let scale = Float(1 / (meanSquare + Double(eps)).squareRoot())
+        for j in 0..<n { v[j] *= scale }
     }
 
     // MARK: - Shared row machinery
@@ -101,7 +111,7 @@ enum CPUNorms {
     }
 
     /// A [D] weight or bias as contiguous f32 (any float dtype, any stride), or nil.
-    private static func parameter(_ p: Tensor?, length: Int, _ context: String) throws -> [Float]? {
+    static func parameter(_ p: Tensor?, length: Int, _ context: String) throws -> [Float]? {
         guard let p else { return nil }
         try CPUChecks.vector(p, length: length, context)
         let source = try StridedSource(p)

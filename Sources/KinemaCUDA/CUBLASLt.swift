@@ -29,6 +29,8 @@ final class CUBLASLt: @unchecked Sendable {
     private let workspaceBytes = 32 << 20
     private let lock = NSLock()
     private var plans: [PlanKey: Plan] = [:]
+    /// Shapes and epilogues the heuristic had no algorithm for, so a fallback does not ask again per call.
+    private var unsupported: Set<PlanKey> = []
 
     /// cudaDataType codes.
     static func dataType(_ dtype: DType) -> Int32? {
@@ -79,6 +81,18 @@ final class CUBLASLt: @unchecked Sendable {
         var lda, ldb, ldd: Int
         var strideA, strideB, strideD: Int
         var transposedB: Bool
+        var epilogue: Epilogue
+    }
+
+    /// What cuBLASLt applies to the f32 accumulator before the one rounding to D: nothing, + bias[column],
+    /// or GELU-tanh(· + bias[column]). The bias vector is in D's dtype (cuBLASLt's rule for non-fp8 GEMMs).
+    enum Epilogue: Int32, Hashable {
+        case none = 1  // CUBLASLT_EPILOGUE_DEFAULT
+        case bias = 4  // CUBLASLT_EPILOGUE_BIAS
+        case gelu = 32  // CUBLASLT_EPILOGUE_GELU
+        case geluBias = 36  // CUBLASLT_EPILOGUE_GELU_BIAS (GELU | BIAS); cuBLASLt's GELU is the tanh form
+
+        var usesBias: Bool { self == .bias || self == .geluBias }
     }
 
     struct Plan {
@@ -89,28 +103,49 @@ final class CUBLASLt: @unchecked Sendable {
         var algorithm: [UInt8]  // cublasLtMatmulHeuristicResult_t (96 bytes); the algo is its first 64
     }
 
-    /// D[batch, M, N] = A[batch, M, K] · B, where B is [K, N] (`transposedB` false) or the transpose of a
-    /// [N, K] matrix (true, e.g. a Linear weight). Compute in f32. Throws if cuBLASLt has no algorithm.
+    /// D[batch, M, N] = epilogue(A[batch, M, K] · B), where B is [K, N] (`transposedB` false) or the
+    /// transpose of a [N, K] matrix (true, e.g. a Linear weight). Compute in f32. `bias` is the device
+    /// address of N elements of D's dtype (for the bias epilogues). Throws if cuBLASLt has no algorithm
+    /// (callers fall back to a plain GEMM and separate passes).
     func gemm(
-        a: Operand, b: Operand, d: Operand, m: Int, n: Int, k: Int, batch: Int, transposedB: Bool, stream: CUhandle?
+        a: Operand, b: Operand, d: Operand, m: Int, n: Int, k: Int, batch: Int, transposedB: Bool,
+        epilogue: Epilogue = .none, bias: CUdeviceptr = 0, stream: CUhandle?
     ) throws {
         let key = PlanKey(
             m: m, n: n, k: k, batch: batch, a: a.dtype, b: b.dtype, d: d.dtype, lda: a.rowStride, ldb: b.rowStride,
-            ldd: d.rowStride, strideA: a.batchStride, strideB: b.batchStride, strideD: d.batchStride, transposedB: transposedB)
-        let plan = try lock.withLock { () throws -> Plan in
-            if let cached = plans[key] { return cached }
-            let made = try makePlan(key)
-            plans[key] = made
-            return made
+            ldd: d.rowStride, strideA: a.batchStride, strideB: b.batchStride, strideD: d.batchStride, transposedB: transposedB,
+            epilogue: epilogue)
+        // The bias pointer lives in the cached descriptor, so setting it and enqueueing the matmul happen
+        // under one lock (cublasLtMatmul reads the descriptor when called).
+        try lock.withLock { () throws in
+            let plan: Plan
+            if let cached = plans[key] {
+                plan = cached
+            } else {
+                guard !unsupported.contains(key) else {
+                    throw KinemaError.unsupported("cuBLASLt has no algorithm for M \(m) N \(n) K \(k) with epilogue \(epilogue)")
+                }
+                do {
+                    plan = try makePlan(key)
+                } catch {
+                    unsupported.insert(key)
+                    throw error
+                }
+                plans[key] = plan
+            }
+            if epilogue.usesBias {
+                var pointer = UInt64(bias)
+                try check(descSet(plan.operation, 8, &pointer, 8), "BIAS_POINTER")  // CUBLASLT_MATMUL_DESC_BIAS_POINTER
+            }
+            var alpha: Float = 1
+            var beta: Float = 0
+            let status = plan.algorithm.withUnsafeBytes { algo in
+                matmulCall(
+                    handle, plan.operation, &alpha, b.address, plan.layoutA, a.address, plan.layoutB, &beta, d.address, plan.layoutD,
+                    d.address, plan.layoutD, algo.baseAddress, CUDAContext.address(workspace), workspaceBytes, stream)
+            }
+            try check(status, "cublasLtMatmul (M \(m), N \(n), K \(k), batch \(batch), epilogue \(epilogue))")
         }
-        var alpha: Float = 1
-        var beta: Float = 0
-        let status = plan.algorithm.withUnsafeBytes { algo in
-            matmulCall(
-                handle, plan.operation, &alpha, b.address, plan.layoutA, a.address, plan.layoutB, &beta, d.address, plan.layoutD,
-                d.address, plan.layoutD, algo.baseAddress, CUDAContext.address(workspace), workspaceBytes, stream)
-        }
-        try check(status, "cublasLtMatmul (M \(m), N \(n), K \(k), batch \(batch))")
     }
 
     private func makePlan(_ key: PlanKey) throws -> Plan {
@@ -123,6 +158,18 @@ final class CUBLASLt: @unchecked Sendable {
         var transB: Int32 = 0
         try check(descSet(plan.operation, 3, &transA, 4), "TRANSA")
         try check(descSet(plan.operation, 4, &transB, 4), "TRANSB")
+        if key.epilogue != .none {
+            // D is column-major [N, M] here, so a bias per row of cuBLAS's D is a bias per our column.
+            var epilogue = UInt32(key.epilogue.rawValue)
+            var biasType = typeD
+            try check(descSet(plan.operation, 7, &epilogue, 4), "EPILOGUE")  // CUBLASLT_MATMUL_DESC_EPILOGUE
+            if key.epilogue.usesBias {
+                try check(descSet(plan.operation, 26, &biasType, 4), "BIAS_DATA_TYPE")  // CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE
+                // The heuristic may look at the bias pointer's alignment: an aligned placeholder until the call.
+                var placeholder = UInt64(CUDAContext.address(workspace))
+                try check(descSet(plan.operation, 8, &placeholder, 8), "BIAS_POINTER")
+            }
+        }
         // cuBLAS A = op(our B)ᵀ: column-major [N, K] (ld = row stride of B [K, N]) or, transposed, [K, N].
         if key.transposedB {
             try check(layoutCreate(&plan.layoutA, typeA, UInt64(key.k), UInt64(key.n), Int64(key.ldb)), "layout A")

@@ -5,7 +5,7 @@ import KinemaCore
 
 extension CUDABackend {
     /// f32 contiguous copy of an optional parameter vector (norm weights, biases), checked to be [length].
-    private func parameter(_ x: Tensor?, length: Int, _ name: String) throws -> Tensor? {
+    func parameter(_ x: Tensor?, length: Int, _ name: String) throws -> Tensor? {
         guard let x else { return nil }
         guard x.count == length else {
             throw KinemaError.shapeMismatch(context: name, expected: "[\(length)]", found: "\(x.shape)")
@@ -115,13 +115,23 @@ extension CUDABackend {
 
     // MARK: - Matrix ops
 
-    /// out[batch] = a[batch] · b[batch] for 3-D operand views (batch, rows, cols) with any strides: cuBLASLt
-    /// when the operands suit it (same float dtype, unit inner stride), else the built-in tiled kernel.
-    private func batchedGemm(_ a: Tensor, _ b: Tensor, bias: Tensor?, outType: DType) throws -> Tensor {
+    /// out[batch] = activation(a[batch] · b[batch] + bias) for 3-D operand views (batch, rows, cols) with
+    /// any strides: cuBLASLt when the operands suit it (same float dtype, unit inner stride), with bias
+    /// and GELU in its epilogue, else the built-in tiled kernel and separate bias/GELU passes.
+    /// `bias` is [N] f32 or nil.
+    private func batchedGemm(
+        _ a: Tensor, _ b: Tensor, bias: Tensor?, activation: LinearActivation = .none, outType: DType
+    ) throws -> Tensor {
         let (batch, m, k, n) = (a.shape[0], a.shape[1], a.shape[2], b.shape[2])
         let out = try empty([batch, m, n], outType)
         guard batch > 0, m > 0, n > 0 else { return out }
-        guard k > 0 else { return try zeros([batch, m, n], dtype: outType) }
+        guard k > 0 else {
+            // An empty product: the result is activation(bias) broadcast over the rows.
+            let zero = try zeros([batch, m, n], dtype: outType)
+            let biased = try bias.map { try binary(.add, zero, $0) } ?? zero
+            let activated = activation == .geluTanh ? try unary(.geluTanh, biased) : biased
+            return try cast(activated, to: outType)
+        }
         if case .success(let blas) = context.blasLt, a.dtype == b.dtype, outType == a.dtype, a.strides[2] == 1 || k == 1,
             a.strides[1] >= k || m == 1
         {
@@ -130,16 +140,38 @@ extension CUDABackend {
             let rowMajor = b.strides[2] == 1 && (b.strides[1] >= n || k == 1)
             if transposed || rowMajor {
                 let useTransposed = transposed && !rowMajor
+                let operands = (
+                    a: CUBLASLt.Operand(address: address(a), dtype: a.dtype, rowStride: max(a.strides[1], k), batchStride: a.strides[0]),
+                    b: CUBLASLt.Operand(
+                        address: address(b), dtype: b.dtype, rowStride: useTransposed ? b.strides[2] : max(b.strides[1], n),
+                        batchStride: b.strides[0]),
+                    d: CUBLASLt.Operand(address: address(out), dtype: outType, rowStride: n, batchStride: m * n))
                 try context.makeCurrent()
+                let epilogue: CUBLASLt.Epilogue
+                switch (bias != nil, activation) {
+                case (false, .none): epilogue = .none
+                case (true, .none): epilogue = .bias
+                case (false, .geluTanh): epilogue = .gelu
+                case (true, .geluTanh): epilogue = .geluBias
+                }
+                if epilogue != .none {
+                    // cuBLASLt reads the bias in D's dtype; a failure (no algorithm with this epilogue) falls
+                    // back to the plain GEMM and separate passes below.
+                    let biasInD = try bias.map { try cast($0, to: outType) }
+                    let fused: Bool = (try? context.profiled("cublasLt gemm+\(epilogue) \(a.dtype.rawValue)") {
+                        try blas.gemm(
+                            a: operands.a, b: operands.b, d: operands.d, m: m, n: n, k: k, batch: batch, transposedB: useTransposed,
+                            epilogue: epilogue, bias: optionalAddress(biasInD), stream: context.stream)
+                    }) != nil
+                    if fused { return out }
+                }
                 try context.profiled("cublasLt gemm \(a.dtype.rawValue)") {
                     try blas.gemm(
-                        a: .init(address: address(a), dtype: a.dtype, rowStride: max(a.strides[1], k), batchStride: a.strides[0]),
-                        b: .init(address: address(b), dtype: b.dtype, rowStride: useTransposed ? b.strides[2] : max(b.strides[1], n), batchStride: b.strides[0]),
-                        d: .init(address: address(out), dtype: outType, rowStride: n, batchStride: m * n),
-                        m: m, n: n, k: k, batch: batch, transposedB: useTransposed, stream: context.stream)
+                        a: operands.a, b: operands.b, d: operands.d, m: m, n: n, k: k, batch: batch, transposedB: useTransposed,
+                        stream: context.stream)
                 }
                 if let bias { try addBias(out, bias) }
-                return out
+                return activation == .geluTanh ? try unary(.geluTanh, out) : out
             }
         }
         try launch("kinema_gemm", MatrixKernels.gemm(a.dtype, b.dtype, out: outType), grid: ((n + 15) / 16, (m + 15) / 16, batch), block: (16, 16, 1)) { arguments in
@@ -157,7 +189,7 @@ extension CUDABackend {
             arguments.append(Int32(k))
             arguments.append(optionalAddress(bias))
         }
-        return out
+        return activation == .geluTanh ? try unary(.geluTanh, out) : out
     }
 
     private func addBias(_ out: Tensor, _ bias: Tensor) throws {
@@ -199,7 +231,7 @@ extension CUDABackend {
         return try reshape(result, batchShape + [m, n])
     }
 
-    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
+    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: LinearActivation) throws -> Tensor {
         try computable(x, "linear")
         try computable(weight, "linear weight")
         guard weight.rank == 2, let features = x.shape.last, features == weight.shape[1] else {
@@ -215,7 +247,7 @@ extension CUDABackend {
             }
             return try cast(try upload(b), to: .f32)
         }
-        let result = try batchedGemm(flat, transposed, bias: b, outType: x.dtype)
+        let result = try batchedGemm(flat, transposed, bias: b, activation: activation, outType: x.dtype)
         return try reshape(result, Array(x.shape.dropLast()) + [outFeatures])
     }
 

@@ -17,6 +17,13 @@ public enum BinaryOp: String, Sendable, CaseIterable {
     case add, sub, mul, div, maximum, minimum
 }
 
+/// The activation `linear` applies in its epilogue (after the bias, before rounding).
+public enum LinearActivation: String, Sendable, CaseIterable {
+    case none
+    /// GELU, tanh approximation (PyTorch's approximate="tanh"; cuBLASLt's GELU epilogue).
+    case geluTanh
+}
+
 public enum ReduceOp: String, Sendable, CaseIterable {
     case sum, mean, max
 }
@@ -53,8 +60,11 @@ public protocol Backend: AnyObject, Sendable {
 
     /// Batched matrix product [..., M, K] · [..., K, N] → [..., M, N]; batch axes broadcast.
     func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor
-    /// x [..., in] · weightᵀ + bias, weight [out, in], bias [out] or nil.
-    func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor
+    /// activation(x [..., in] · weightᵀ + bias) → [..., out] in x's dtype; weight [out, in], bias [out] or nil.
+    /// The product accumulates in f32; bias and activation are applied in f32 and the result is rounded
+    /// once (the GEMM epilogue). cuBLASLt reads the bias in the output dtype, so on CUDA a bf16 output
+    /// sees its bias rounded to bf16 first (as a bf16 PyTorch model's bias is).
+    func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: LinearActivation) throws -> Tensor
     /// Scaled dot-product attention without a mask. query [B, H, Lq, D], key [B, H, Lk, D],
     /// value [B, H, Lk, Dv] → [B, H, Lq, Dv]. Inputs may be strided views with unit last stride.
     /// Works in O(Lq + Lk) extra memory per head (never materializes Lq × Lk).
@@ -62,6 +72,25 @@ public protocol Backend: AnyObject, Sendable {
     /// Rotary embedding on interleaved pairs: x [B, L, H, D]; cos, sin [L, D/2] (f32).
     /// (x[2i], x[2i+1]) ↦ (x[2i]·cos − x[2i+1]·sin, x[2i]·sin + x[2i+1]·cos).
     func rope(_ x: Tensor, cos: Tensor, sin: Tensor) throws -> Tensor
+
+    // Fused passes of the DiT block (each equals a composition of the ops above, rounded once).
+
+    /// LayerNorm over the last axis, then the adaLN modulation, then a cast — one pass:
+    /// y = (LN(x)·weight + bias)·(1 + scale) + shift, computed in f32 and rounded once to `outDType`.
+    /// x [B, L, D] (any float dtype, any strides); weight, bias [D] or nil; shift, scale [B, 1, D] or
+    /// [1, 1, D] (broadcast over L) or nil. Statistics as `layerNorm`. Result [B, L, D] contiguous.
+    func modulatedLayerNorm(
+        _ x: Tensor, weight: Tensor?, bias: Tensor?, shift: Tensor?, scale: Tensor?, eps: Float, outDType: DType
+    ) throws -> Tensor
+    /// The gated residual update x + y·gate (gate nil: x + y), in f32 with the product rounded to f32
+    /// before the sum (as `add(x, mul(y, gate))`). x [B, L, D] float; y [B, L, D] any float dtype;
+    /// gate [B, 1, D] or [1, 1, D] (broadcast over L). Result: x's shape and dtype, contiguous.
+    func gatedResidual(_ x: Tensor, _ y: Tensor, gate: Tensor?) throws -> Tensor
+    /// Wan's q/k path: RMSNorm over the full width (x / sqrt(mean(x²) + eps) · weight), then the
+    /// interleaved RoPE of `rope` applied per head, in f32 and rounded once to x's dtype.
+    /// x [B, L, H·d] with unit last stride (rows may be strided, e.g. a slice of a fused QKV output);
+    /// weight [H·d] or nil; cos, sin [L, d/2]. Result [B, L, H·d] contiguous (viewable as [B, L, H, d]).
+    func rmsNormRope(_ x: Tensor, weight: Tensor?, eps: Float, cos: Tensor, sin: Tensor, heads: Int) throws -> Tensor
     /// Concatenates along `axis`; all other axes must match.
     func concat(_ xs: [Tensor], axis: Int) throws -> Tensor
     /// 3-D convolution (cross-correlation, as PyTorch). x [B, Cin, T, H, W], weight [Cout, Cin, kT, kH, kW],
@@ -77,6 +106,11 @@ extension Backend {
             throw KinemaError.shapeMismatch(context: "reshape", expected: "\(shape)", found: "\(x.shape)")
         }
         return view
+    }
+
+    /// x [..., in] · weightᵀ + bias (no activation).
+    public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) throws -> Tensor {
+        try linear(x, weight: weight, bias: bias, activation: .none)
     }
 
     public func add(_ a: Tensor, _ b: Tensor) throws -> Tensor { try binary(.add, a, b) }

@@ -18,6 +18,9 @@ public struct RuntimeOptions: Sendable {
     public var maxDeviceMemory: Int?
     /// Directories searched for external programs such as ffmpeg (PATH), in order.
     public var executableSearchPath: [String]
+    /// The bundled demo model's folder when `kinema generate` gets no --model (KINEMA_DEMO_MODEL; default:
+    /// searched next to the executable and in the source tree, see DemoModel).
+    public var demoModel: String?
     /// Attention implementation on CUDA (KINEMA_ATTENTION): auto (cuDNN when it loads and accepts the
     /// problem, else Kinema's kernel), cudnn, or kinema. Validated by the CUDA backend.
     public var attentionEngine: String?
@@ -42,6 +45,7 @@ public struct RuntimeOptions: Sendable {
             kernelCacheDirectory = nil
         }
         maxDeviceMemory = environment["KINEMA_MAX_VRAM"].flatMap(RuntimeOptions.parseBytes)
+        demoModel = environment["KINEMA_DEMO_MODEL"].flatMap { $0.isEmpty ? nil : $0 }
         attentionEngine = environment["KINEMA_ATTENTION"].flatMap { $0.isEmpty ? nil : $0 }
         convolutionEngine = environment["KINEMA_CONV"].flatMap { $0.isEmpty ? nil : $0 }
         executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }

@@ -14,6 +14,12 @@ struct ConfigJSON {
         self.origin = origin
     }
 
+    /// A nested object of another config (e.g. CLIPConfig's `vision_config`).
+    init(values: [String: Any], origin: String) {
+        self.values = values
+        self.origin = origin
+    }
+
     subscript(_ key: String) -> Any? { values[key] }
 
     /// An integer value, nil when absent or null; a non-integer is an error.

@@ -107,6 +107,22 @@ public final class WeightStore {
         return tensor
     }
 
+    /// Accounts for `key` without reading it: it must be present (and of `shape`, unless nil), and counts as
+    /// used. For weights a model deliberately leaves out of its computation (e.g. the CLIP vision tower's
+    /// last block when only the penultimate hidden states are wanted), so that strict accounting still
+    /// proves the checkpoint is the model it claims to be, at no memory or load cost.
+    func skip(_ key: String, shape: [Int]?) {
+        if synthesizer != nil { return }
+        guard let original = sourceKey[key], let info = source.info(original) else {
+            missing.append(key)
+            return
+        }
+        consumed.insert(key)
+        if let shape, shape != info.shape {
+            wrong.append("\(key): expected shape \(shape), found \(info.shape)")
+        }
+    }
+
     public var hasProblems: Bool { !missing.isEmpty || !wrong.isEmpty }
 
     /// Throws one error listing every missing, unused and mismatched key, or returns if all is well.
@@ -160,6 +176,12 @@ public struct WeightScope {
     }
 
     public func contains(_ name: String) -> Bool { store.contains(key(name)) }
+
+    /// Requires `prefix.name` (of `shape`, unless nil) to be present but does not load it (see
+    /// `WeightStore.skip`).
+    public func skip(_ name: String, shape: [Int]? = nil) {
+        store.skip(key(name), shape: shape)
+    }
 }
 
 /// Deterministic pseudo-random values in [-0.05, 0.05), never all zeros (for synthetic benchmark weights).

@@ -12,6 +12,8 @@ public enum ModelComponent: String, CaseIterable, Sendable {
     case textEncoder = "text_encoder"
     case vaeDecoder = "vae_decoder"
     case vaeEncoder = "vae_encoder"
+    /// The CLIP vision tower of Wan I2V: normalised pixel values → penultimate hidden states.
+    case imageEncoder = "image_encoder"
 }
 
 public struct ComponentForwardRequest {
@@ -52,6 +54,10 @@ public enum ComponentForward {
             return (["latents"], [], ["sample"])
         case .vaeEncoder:
             return (["sample"], [], ["latents"])
+        case .imageEncoder:
+            // diffusers: image_encoder(pixel_values, output_hidden_states=True).hidden_states[-2], which the
+            // pipeline passes on as `image_embeds` ([B, 257, 1280] for ViT-H/14).
+            return (["pixel_values"], [], ["image_embeds"])
         }
     }
 
@@ -111,7 +117,38 @@ public enum ComponentForward {
             }
             let latents = try backend.download(try vae.encode(try backend.upload(try inputs.tensor("sample"))))
             return try finish("latents", latents, loadSeconds: seconds(loaded - loadStart), forwardSeconds: seconds(clock.now - loaded), request)
+        case .imageEncoder:
+            let loadStart = clock.now
+            let encoder = try loadImageEncoder(request.modelPath, backend: backend, precision: request.precision)
+            let loaded = clock.now
+            let embeds = try encoder(pixelValues: try inputs.tensor("pixel_values"))
+            return try finish("image_embeds", embeds, loadSeconds: seconds(loaded - loadStart), forwardSeconds: seconds(clock.now - loaded), request)
         }
+    }
+
+    /// Wan's original CLIP checkpoint name (original-layout model folders).
+    static let wanCLIPFile = "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"
+
+    /// The CLIP vision encoder from a diffusers pipeline folder (its `image_encoder/`), an original Wan folder
+    /// (its `models_clip_…pth`), an `image_encoder/` folder, or a file. The folder's config.json is used;
+    /// for a file, a config.json beside it only if it is a CLIP config (an original Wan folder's config.json
+    /// is the DiT's); otherwise the ViT-H/14 preset applies.
+    static func loadImageEncoder(_ path: String, backend: any Backend, precision: Precision) throws -> CLIPVisionEncoder {
+        let folder = path as NSString
+        var location = path
+        if ModelFiles.exists(folder.appendingPathComponent("image_encoder"), directory: true) {
+            location = folder.appendingPathComponent("image_encoder")
+        } else if ModelFiles.exists(folder.appendingPathComponent(wanCLIPFile), directory: false) {
+            location = folder.appendingPathComponent(wanCLIPFile)
+        }
+        var config = try siblingConfig(location)
+        if let found = config, !ModelFiles.exists(location, directory: true) {
+            let object = try? JSONSerialization.jsonObject(with: found.data) as? [String: Any]
+            let modelType = object?["model_type"] as? String
+            if modelType != "clip_vision_model", modelType != "clip" { config = nil }
+        }
+        return try CLIPVisionEncoder.load(
+            from: try Checkpoints.open(location), configJSON: config, backend: backend, precision: precision)
     }
 
     private static func finish(

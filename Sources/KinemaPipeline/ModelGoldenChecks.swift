@@ -5,7 +5,9 @@ import KinemaModels
 import KinemaNN
 
 // The model goldens (diffusers outputs in Tests/Fixtures, written by scripts/goldens) run on the GPU:
-// the Wan DiT cases in both layouts and the Wan VAE decode and encode, in f32 and bf16.
+// the Wan DiT cases in both layouts, the Wan VAE decode and encode, and the CLIP vision encoder (Wan I2V's
+// image encoder) in both layouts, in f32 and bf16; the I2V / FLF2V pipelines end to end in f32
+// (ImageToVideoGoldenChecks.swift).
 
 enum ModelGoldenChecks {
     static func run(gpu: any Backend, fixtures: String) -> [DoctorCheck] {
@@ -42,6 +44,35 @@ enum ModelGoldenChecks {
                     let vae = try loadVAE(vaeFolder, gpu: gpu, precision: precision)
                     let io = try SafeTensors.open(vaeFolder + "/io.safetensors")
                     return (try gpu.download(try vae.encode(try io.tensor("v13.video"), output: .raw)), try io.tensor("v13.enc.mu"))
+                })
+            }
+        }
+        checks += clipChecks(gpu: gpu, fixtures: fixtures)
+        checks += imageToVideo(gpu: gpu, fixtures: fixtures)
+        return checks
+    }
+
+    /// CLIP vision encoder hidden_states[-2] against transformers (Tests/Fixtures/clip, clip_goldens.py).
+    static func clipChecks(gpu: any Backend, fixtures: String) -> [DoctorCheck] {
+        let folder = "\(fixtures)/clip"
+        guard FileManager.default.fileExists(atPath: folder) else { return [] }
+        var checks: [DoctorCheck] = []
+        for layout in ["diffusers", "wan"] {
+            for precision in Precision.allCases {
+                let tolerance = precision == .f32 ? 1e-5 : 1e-2
+                checks.append(check("CLIP vision \(layout) \(precision.rawValue)", tolerance: tolerance) {
+                    let configPath = folder + "/image_encoder/config.json"
+                    guard let data = FileManager.default.contents(atPath: configPath) else {
+                        throw KinemaError.io(path: configPath, reason: "cannot read")
+                    }
+                    let config = try CLIPVisionConfig(json: data, origin: configPath)
+                    let encoder = layout == "diffusers"
+                        ? try CLIPVisionEncoder.load(
+                            from: try Checkpoints.open(folder + "/image_encoder"), config: config, backend: gpu, precision: precision)
+                        : try CLIPVisionEncoder.load(
+                            from: try Checkpoints.open(folder + "/wan/models_clip.pth"), config: config, backend: gpu, precision: precision)
+                    let io = try SafeTensors.open(folder + "/io.safetensors")
+                    return (try encoder(pixelValues: try io.tensor("pixel_values")), try io.tensor("hidden_states_penultimate"))
                 })
             }
         }

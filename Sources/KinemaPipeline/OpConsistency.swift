@@ -101,6 +101,17 @@ enum OpConsistency {
             cases.append(Case(name: "linear Wan FFN [300,1536]·[8960,1536]ᵀ+b \(tag)", tolerance: tol) { b in
                 try b.linear(try b.upload(wide), weight: try b.upload(ffn), bias: try b.upload(ffnBias))
             })
+            cases.append(Case(name: "linear+GELU-tanh [5,17,96]·[131,96]ᵀ+b \(tag)", tolerance: tol) { b in
+                try b.linear(try b.upload(activations), weight: try b.upload(w), bias: try b.upload(wb), activation: .geluTanh)
+            })
+            cases.append(Case(name: "linear+GELU-tanh no bias, strided rows \(tag)", tolerance: tol) { b in
+                let rows = try b.upload(activations).narrowed(axis: 2, start: 0, length: 95)
+                return try b.linear(rows, weight: try b.upload(w).narrowed(axis: 1, start: 0, length: 95), bias: nil, activation: .geluTanh)
+            })
+            cases.append(Case(name: "linear Wan FFN + GELU-tanh [300,1536]·[8960,1536]ᵀ+b \(tag)", tolerance: tol) { b in
+                try b.linear(try b.upload(wide), weight: try b.upload(ffn), bias: try b.upload(ffnBias), activation: .geluTanh)
+            })
+            cases += try fusedCases(dtype: dtype, tolerance: tol)
             // Attention on [B, L, H, D] memory viewed as [B, H, L, D], odd lengths, D = 128.
             let q = try random([2, 37, 3, 128], seed: 17, scale: 0.1, dtype: dtype)
             let k = try random([2, 53, 3, 128], seed: 18, scale: 0.1, dtype: dtype)
@@ -145,6 +156,65 @@ enum OpConsistency {
                 try b.conv3d(try b.upload(video), weight: try b.upload(cube), bias: nil, stride: [1, 1, 1], padding: [1, 1, 1])
             })
         }
+        return cases
+    }
+
+    /// The fused DiT-block passes on awkward shapes: odd widths and lengths, a batch of 2 with per-sample
+    /// modulation taken as strided chunks of [B, 6, D] (as the block does), shared [1, 1, D] modulation,
+    /// bf16 and f32 inputs and outputs, a strided slice of a fused QKV output.
+    private static func fusedCases(dtype: DType, tolerance: Double) throws -> [Case] {
+        let tag = dtype.rawValue
+        var cases: [Case] = []
+        let residual = try random([2, 37, 1531], seed: 40, scale: 5)  // the f32 residual stream
+        let modulation = try random([2, 6, 1531], seed: 41, scale: 0.05)
+        let shared = try random([1, 1, 1531], seed: 42, scale: 0.05)
+        let weight = try random([1531], seed: 43, scale: 0.05)
+        let bias = try random([1531], seed: 44)
+        for input in dtype == .f32 ? [DType.f32] : [DType.f32, dtype] {
+            let x = try CPUBackend.shared.cast(residual, to: input)
+            cases.append(Case(name: "modulatedLayerNorm \(input.rawValue) → \(tag), chunked [2,1,D] modulation", tolerance: tolerance) { b in
+                let parts = try b.upload(modulation).chunked(6, axis: 1)
+                return try b.modulatedLayerNorm(
+                    try b.upload(x), weight: nil, bias: nil, shift: parts[0], scale: parts[4], eps: 1e-6, outDType: dtype)
+            })
+        }
+        cases.append(Case(name: "modulatedLayerNorm affine, shared [1,1,D] scale only, → \(tag)", tolerance: tolerance) { b in
+            try b.modulatedLayerNorm(
+                try b.upload(residual), weight: try b.upload(weight), bias: try b.upload(bias), shift: nil,
+                scale: try b.upload(shared), eps: 1e-6, outDType: dtype)
+        })
+        cases.append(Case(name: "modulatedLayerNorm affine permuted input → \(tag)", tolerance: tolerance) { b in
+            let x = try b.upload(try random([37, 2, 1531], seed: 45, scale: 5)).permuted([1, 0, 2])
+            return try b.modulatedLayerNorm(
+                x, weight: try b.upload(weight), bias: try b.upload(bias), shift: nil, scale: nil, eps: 1e-6, outDType: dtype)
+        })
+        let update = try random([2, 37, 1531], seed: 46, dtype: dtype)
+        cases.append(Case(name: "gatedResidual f32 + \(tag)·chunked gate", tolerance: 1e-6) { b in
+            let gate = try b.upload(modulation).chunked(6, axis: 1)[2]
+            return try b.gatedResidual(try b.upload(residual), try b.upload(update), gate: gate)
+        })
+        cases.append(Case(name: "gatedResidual f32 + \(tag), no gate", tolerance: 1e-6) { b in
+            try b.gatedResidual(try b.upload(residual), try b.upload(update), gate: nil)
+        })
+        cases.append(Case(name: "gatedResidual \(tag) + f32·shared gate", tolerance: tolerance) { b in
+            try b.gatedResidual(try b.upload(update), try b.upload(residual), gate: try b.upload(shared))
+        })
+        // q of a fused [B, L, 3·H·d] projection: 3 heads of d = 128 (a strided slice), and 5 heads of d = 6.
+        let fusedQKV = try random([2, 45, 3 * 384], seed: 47, dtype: dtype)
+        let normWeight = try random([384], seed: 48)
+        let cosTable = try random([45, 64], seed: 49, scale: 0.05)
+        let sinTable = try random([45, 64], seed: 50, scale: 0.05)
+        cases.append(Case(name: "rmsNormRope strided q slice [2,45,3·128] \(tag)", tolerance: tolerance) { b in
+            let q = try b.upload(fusedQKV).narrowed(axis: 2, start: 384, length: 384)
+            return try b.rmsNormRope(
+                q, weight: try b.upload(normWeight), eps: 1e-6, cos: try b.upload(cosTable), sin: try b.upload(sinTable), heads: 3)
+        })
+        let small = try random([1, 7, 30], seed: 51, scale: 3, dtype: dtype)
+        let smallCos = try random([7, 3], seed: 52, scale: 0.05)
+        let smallSin = try random([7, 3], seed: 53, scale: 0.05)
+        cases.append(Case(name: "rmsNormRope [1,7,5·6] no weight \(tag)", tolerance: tolerance) { b in
+            try b.rmsNormRope(try b.upload(small), weight: nil, eps: 1e-6, cos: try b.upload(smallCos), sin: try b.upload(smallSin), heads: 5)
+        })
         return cases
     }
 

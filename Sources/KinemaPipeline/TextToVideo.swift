@@ -4,7 +4,8 @@ import KinemaIO
 import KinemaModels
 import KinemaNN
 
-// Text-to-video with a Wan2.1 model (matches diffusers WanPipeline): tokenize and encode the prompt and the
+// Text-to-video with a Wan2.1 model (matches diffusers WanPipeline; image-to-video sessions of the same
+// pipeline are in ImageToVideo/): tokenize and encode the prompt and the
 // negative prompt with umT5 (padded to 512 tokens), draw the initial noise, run the sampler with
 // classifier-free guidance, decode with the VAE. The denoising loop is a session the caller steps through,
 // so progress bars, cancellation and previews live outside the pipeline.
@@ -49,9 +50,9 @@ public func initialNoise(shape: [Int], seed: UInt64) throws -> Tensor {
     return try Tensor(generator.normals(shape.reduce(1, *)), shape: shape)
 }
 
-/// The loaded parts of a Wan text-to-video model.
+/// The loaded parts of a Wan text-to-video (or image-to-video) model.
 public final class TextToVideoPipeline {
-    public let tokenizer: UnigramTokenizer
+    public let tokenizer: any PromptTokenizer
     public let textEncoder: UMT5Encoder
     public let transformer: WanTransformer
     public let vae: WanVAE
@@ -59,40 +60,56 @@ public final class TextToVideoPipeline {
     /// The text length the DiT was trained with (512 for Wan2.1).
     public var textLength = 512
 
-    public init(tokenizer: UnigramTokenizer, textEncoder: UMT5Encoder, transformer: WanTransformer, vae: WanVAE, backend: any Backend) throws {
+    /// CLIP image encoder of I2V / FLF2V models (nil for text-to-video).
+    public let imageEncoder: (any WanImageEncoder)?
+    /// What the transformer generates: text-to-video, image-to-video or first-last-frame-to-video.
+    public let task: WanTask
+
+    public init(
+        tokenizer: any PromptTokenizer, textEncoder: UMT5Encoder, transformer: WanTransformer, vae: WanVAE,
+        imageEncoder: (any WanImageEncoder)? = nil, backend: any Backend
+    ) throws {
         guard textEncoder.config.dModel == transformer.config.textDim else {
             throw KinemaError.invalidArgument(
                 "text encoder width \(textEncoder.config.dModel) does not match the transformer's text input \(transformer.config.textDim)")
         }
-        guard transformer.config.inDim == 16, !transformer.config.hasImageBranch else {
-            throw KinemaError.unsupported(
-                "this transformer is an image-to-video model (in_dim \(transformer.config.inDim)); text-to-video needs a 16-channel T2V model")
-        }
+        task = try WanTask(config: transformer.config)
         self.tokenizer = tokenizer
         self.textEncoder = textEncoder
         self.transformer = transformer
         self.vae = vae
+        self.imageEncoder = task == .textToVideo ? nil : imageEncoder
         self.backend = backend
     }
 
-    public static func load(_ folder: WanModelFolder, backend: any Backend, precision: Precision) throws -> TextToVideoPipeline {
-        try TextToVideoPipeline(
+    /// Loads every component of the folder. `imageEncoder: false` skips CLIP for I2V models (sessions then need
+    /// precomputed image tokens).
+    public static func load(_ folder: WanModelFolder, backend: any Backend, precision: Precision, imageEncoder: Bool = true) throws -> TextToVideoPipeline {
+        let transformer = try folder.loadTransformer(backend: backend, precision: precision)
+        let needsImages = try WanTask(config: transformer.config) != .textToVideo && imageEncoder
+        return try TextToVideoPipeline(
             tokenizer: try folder.loadTokenizer(), textEncoder: try folder.loadTextEncoder(backend: backend, precision: precision),
-            transformer: try folder.loadTransformer(backend: backend, precision: precision),
-            vae: try folder.loadVAE(backend: backend, precision: precision), backend: backend)
+            transformer: transformer, vae: try folder.loadVAE(backend: backend, precision: precision),
+            imageEncoder: needsImages ? try folder.loadImageEncoder(backend: backend, precision: precision) : nil, backend: backend)
     }
 
     /// umT5 embedding of a prompt (cleaned as WanPipeline does), padded to `textLength` tokens with zeros:
     /// [1, 512, D] f32 on the device.
     public func encode(prompt: String) throws -> Tensor {
-        let (ids, mask) = try tokenizer.encode(WanPrompts.clean(prompt), maxLength: textLength)
+        let (ids, mask) = try tokenizer.promptIDs(WanPrompts.clean(prompt), maxLength: textLength)
         return try backend.upload(try textEncoder.encodePrompt(ids: ids, mask: mask))
     }
 
-    /// Prepares a denoising session: encodes the prompts and sets up the noise and the sampler.
+    /// Prepares a text-to-video denoising session: encodes the prompts and sets up the noise and the sampler.
     /// `latents`: the initial noise [1, 16, T, h, w] (nil: drawn from `settings.seed`).
     public func session(_ settings: GenerationSettings, latents: Tensor? = nil) throws -> DenoisingSession {
         try settings.validate()
+        try task.check(hasImage: false, hasLastImage: false)
+        return try makeSession(settings, latents: latents, condition: nil, imageTokens: nil)
+    }
+
+    /// The session of any task: `condition` [1, 20, T, h, w] and `imageTokens` on the device for I2V / FLF2V.
+    func makeSession(_ settings: GenerationSettings, latents: Tensor?, condition: Tensor?, imageTokens: Tensor?) throws -> DenoisingSession {
         let start = try latents ?? initialNoise(shape: settings.latentShape, seed: settings.seed)
         guard start.shape == settings.latentShape else {
             throw KinemaError.shapeMismatch(context: "initial latents", expected: "\(settings.latentShape)", found: "\(start.shape)")
@@ -102,7 +119,7 @@ public final class TextToVideoPipeline {
         let negative = guidance.needsUnconditional ? try encode(prompt: settings.negativePrompt ?? WanPrompts.defaultNegativePrompt) : nil
         return DenoisingSession(
             pipeline: self, sampler: try settings.sampler.makeSampler(), guidance: guidance, positive: positive, negative: negative,
-            latents: try Tensor(try backend.download(start).floats(), shape: start.shape))
+            latents: try Tensor(try backend.download(start).floats(), shape: start.shape), condition: condition, imageTokens: imageTokens)
     }
 }
 
@@ -116,14 +133,23 @@ public final class DenoisingSession {
     let negative: Tensor?
     /// Current latents, f32 on the host (the samplers' state is small and kept in f32).
     public private(set) var latents: Tensor
+    /// I2V / FLF2V: mask + image latents [1, 20, T, h, w] appended to the latents' channels at every step, and
+    /// the CLIP image tokens [N, tokens, C] (the same for the conditional and unconditional passes).
+    public let condition: Tensor?
+    public let imageTokens: Tensor?
 
-    init(pipeline: TextToVideoPipeline, sampler: any FlowSampler, guidance: ClassifierFreeGuidance, positive: Tensor, negative: Tensor?, latents: Tensor) {
+    init(
+        pipeline: TextToVideoPipeline, sampler: any FlowSampler, guidance: ClassifierFreeGuidance, positive: Tensor, negative: Tensor?,
+        latents: Tensor, condition: Tensor? = nil, imageTokens: Tensor? = nil
+    ) {
         self.pipeline = pipeline
         self.sampler = sampler
         self.guidance = guidance
         self.positive = positive
         self.negative = negative
         self.latents = latents
+        self.condition = condition
+        self.imageTokens = imageTokens
     }
 
     public var totalSteps: Int { sampler.timesteps.count }
@@ -136,11 +162,13 @@ public final class DenoisingSession {
         guard let t = sampler.currentTimestep else { return nil }
         let b = pipeline.backend
         let timestep = try Tensor([t], shape: [1])
-        let x = try b.upload(latents)
-        let conditional = try pipeline.transformer.forward(WanTransformerInputs(latents: x, timestep: timestep, text: positive))
+        var x = try b.upload(latents)
+        if let condition { x = try b.concat([x, condition], axis: 1) }
+        let conditional = try pipeline.transformer.forward(WanTransformerInputs(latents: x, timestep: timestep, text: positive, image: imageTokens))
         var velocity = conditional
         if let negative {
-            let unconditional = try pipeline.transformer.forward(WanTransformerInputs(latents: x, timestep: timestep, text: negative))
+            let unconditional = try pipeline.transformer.forward(
+                WanTransformerInputs(latents: x, timestep: timestep, text: negative, image: imageTokens))
             velocity = try guidance.combine(cond: conditional, uncond: unconditional, backend: b)
         }
         latents = try sampler.step(modelOutput: try b.download(velocity), sample: latents)

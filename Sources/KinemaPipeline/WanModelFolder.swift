@@ -13,6 +13,9 @@ import KinemaNN
 //     tokenizer/    tokenizer.json / spiece.model         google/umt5-xxl/ (tokenizer files)
 //     vae/          config.json + weights                 Wan2.1_VAE.pth
 //     scheduler/    scheduler_config.json
+//   image-to-video models (Wan2.1-I2V / FLF2V) add a CLIP vision encoder:
+//     image_encoder/ config.json + weights                models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth
+//     image_processor/ preprocessor_config.json
 //
 // A LightX2V single-file DiT can replace the transformer with `transformerOverride`.
 
@@ -32,6 +35,15 @@ public struct WanModelFolder {
     public let vaeConfig: String?
     /// `flow_shift` from diffusers' scheduler_config.json, when present.
     public let schedulerShift: Double?
+    /// The CLIP vision encoder of I2V / FLF2V models (nil when the folder has none: text-to-video).
+    public var imageEncoderWeights: String? = nil
+    public var imageEncoderConfig: String? = nil
+    /// diffusers' image_processor/preprocessor_config.json (CLIPImageProcessor settings).
+    public var imageProcessorConfig: String? = nil
+    /// `kinema_defaults.json` beside model_index.json: the folder's own generation defaults in LightX2V's
+    /// config keys (the bundled demo model sets its size, steps and guidance this way), applied before
+    /// --config and the command-line flags.
+    public var defaultsConfig: String? = nil
 
     /// Finds every component of the model under `path`, failing with the list of what is missing.
     public static func locate(_ path: String, transformerOverride: String? = nil) throws -> WanModelFolder {
@@ -54,22 +66,31 @@ public struct WanModelFolder {
             {
                 shift = (object["flow_shift"] as? NSNumber)?.doubleValue
             }
-            return WanModelFolder(
+            var folder = WanModelFolder(
                 path: path, layout: .diffusers, transformer: transformer,
                 textEncoderWeights: try require(["text_encoder/model.safetensors.index.json", "text_encoder/model.safetensors", "text_encoder"], "text encoder"),
                 textEncoderConfig: file("text_encoder/config.json"),
                 tokenizer: try require(["tokenizer/tokenizer.json", "tokenizer/spiece.model", "tokenizer"], "tokenizer"),
                 vaeWeights: try require(["vae/diffusion_pytorch_model.safetensors", "vae"], "VAE"),
-                vaeConfig: file("vae/config.json"), schedulerShift: shift)
+                vaeConfig: file("vae/config.json"), schedulerShift: shift, defaultsConfig: file("kinema_defaults.json"))
+            folder.imageEncoderWeights = ["image_encoder/model.safetensors.index.json", "image_encoder/model.safetensors"].lazy.compactMap(file).first
+            folder.imageEncoderConfig = file("image_encoder/config.json")
+            folder.imageProcessorConfig = file("image_processor/preprocessor_config.json")
+            return folder
         }
-        return WanModelFolder(
+        var folder = WanModelFolder(
             path: path, layout: .original, transformer: transformer,
             textEncoderWeights: try require(["models_t5_umt5-xxl-enc-bf16.pth", "models_t5_umt5-xxl-enc-fp32.pth"], "umT5 text encoder"),
             textEncoderConfig: nil,
             tokenizer: try require(["google/umt5-xxl/tokenizer.json", "google/umt5-xxl/spiece.model", "google/umt5-xxl"], "umT5 tokenizer"),
             vaeWeights: try require(["Wan2.1_VAE.pth", "Wan2.1_VAE.safetensors"], "Wan VAE"),
             vaeConfig: nil, schedulerShift: nil)
+        folder.imageEncoderWeights = file(WanModelFolder.originalCLIPFile)
+        return folder
     }
+
+    /// Wan2.1's CLIP checkpoint (open-clip XLM-RoBERTa-large ViT-H/14, fp16; only its `visual.` tower is used).
+    public static let originalCLIPFile = "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"
 
     static func json(_ path: String?) throws -> (data: Data, origin: String)? {
         guard let path else { return nil }

@@ -34,10 +34,15 @@ struct Bench: ParsableCommand {
     @Flag(help: "After timing, run once more with per-kernel GPU timing and print the breakdown.") var profile = false
     @Flag(help: "Time the Wan2.1 VAE decode instead; --frames/--height/--width are then PIXEL sizes (e.g. 81, 480, 832).")
     var vae = false
+    @Flag(help: "Time a whole text-to-video generation instead (umT5-XXL encode, --steps DiT steps, VAE decode); --frames/--height/--width are then PIXEL sizes.")
+    var pipeline = false
+    @Option(help: "--pipeline: sampler steps (UniPC, shift 5).") var steps = 4
+    @Option(help: "--pipeline: classifier-free guidance scale (≤ 1: one DiT pass per step).") var guidance: Float = 1
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         if vae { return try runVAE() }
+        if pipeline { return try runPipeline() }
         try runReportingErrors {
             var request = DiTBenchmarkRequest(
                 config: shape.config, latentFrames: frames, latentHeight: height, latentWidth: width,
@@ -81,6 +86,34 @@ struct Bench: ParsableCommand {
             if let peak = report.peakDeviceBytes { print("  peak device memory (Kinema allocator): \(formatBytes(peak))") }
             printSelection(report.selection, report.cudnnPlans)
             if let kernels = report.kernels { printKernels(kernels, of: "decode") }
+            try writeJSON(report)
+        }
+    }
+
+    private func runPipeline() throws {
+        try runReportingErrors {
+            var settings = GenerationSettings(prompt: "a red circle moving right across a white background, smooth motion, high detail")
+            settings.frames = frames
+            settings.height = height
+            settings.width = width
+            settings.sampler = SamplerConfiguration(kind: .unipc, steps: steps, shift: 5)
+            settings.guidance = guidance
+            settings.negativePrompt = ""
+            var request = PipelineBenchmarkRequest(
+                transformer: shape.config, settings: settings, precision: compute.precision, device: compute.device.device)
+            request.warmup = warmup
+            request.iterations = iterations
+            request.maxDeviceMemory = try compute.memoryBudget()
+            let report = try PipelineBenchmark.run(request)
+            print("Wan2.1 text-to-video \(shape.rawValue) + umT5-XXL + VAE, \(compute.precision.rawValue), \(compute.device.device): \(frames)×\(height)×\(width), \(steps) steps, guidance \(guidance)")
+            print(String(format: "  build (synthetic weights): %.2f s", report.buildSeconds))
+            print(String(format: "  umT5-XXL encode of a 512-token prompt: median %.4f s", report.textEncodeMedianSeconds))
+            for run in report.runs {
+                print(String(format: "  run: encode %.3f s, steps %@, decode %.3f s, total %.3f s", run.encodeSeconds,
+                             run.stepSeconds.map { String(format: "%.3f", $0) }.joined(separator: "/"), run.decodeSeconds, run.totalSeconds))
+            }
+            print(String(format: "  median: %.3f s per generation", report.medianSeconds))
+            if let peak = report.peakDeviceBytes { print("  peak device memory (Kinema allocator): \(formatBytes(peak))") }
             try writeJSON(report)
         }
     }

@@ -13,6 +13,8 @@ struct Forward: ParsableCommand {
               text_encoder: input_ids [B, L], optional attention_mask [B, L] → last_hidden_state [B, L, 4096]
               vae_decoder:  latents [B, 16, T, h, w] (normalized, as the DiT produces them) → sample [B, 3, 4(T−1)+1, 8h, 8w]
               vae_encoder:  sample [B, 3, F, H, W] in [-1, 1] → latents (normalized μ)
+              image_encoder: pixel_values [B, 3, 224, 224] (CLIP-normalized) → image_embeds [B, 257, 1280]
+                            (CLIP ViT-H/14 hidden states after the second-to-last block, as Wan I2V uses them)
             --model may be a pipeline folder (the component is found inside it) or the component's own folder or file.
             """)
 

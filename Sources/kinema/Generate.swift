@@ -7,19 +7,29 @@ import KinemaPipeline
 
 struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate a video from a prompt with a Wan2.1 text-to-video model.",
+        abstract: "Generate a video from a prompt (and an image) with a Wan2.1 T2V, I2V or FLF2V model.",
         discussion: """
             MODEL is a diffusers pipeline folder (model_index.json, e.g. Wan2.1-T2V-1.3B-Diffusers) or an original \
             Wan folder (config.json, diffusion_pytorch_model*.safetensors, models_t5_umt5-xxl-enc-bf16.pth, \
             Wan2.1_VAE.pth, google/umt5-xxl/). --transformer replaces the DiT with a single file such as LightX2V's \
-            4-step distilled model. The output format follows the extension: .gif, .png (numbered frames), .apng, \
-            .y4m, .mp4 (needs ffmpeg). Command-line values override --config, which overrides the defaults.
+            4-step distilled model. Without --model, the bundled demo model (models/kinema-demo, or \
+            $KINEMA_DEMO_MODEL) runs with its 4-step student. A folder's kinema_defaults.json sets its own defaults. \
+            The output format follows the extension: .gif, .png (numbered frames), .apng, \
+            .y4m, .mp4 (needs ffmpeg). Command-line values override --config, which overrides the defaults. \
+            Image-to-video (Wan2.1-I2V models, which add image_encoder/ + image_processor/ or \
+            models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth): --image gives the first frame (PNG or JPEG); \
+            --height × --width is then the target area and the video keeps the image's aspect ratio (sides \
+            multiples of 16). First-last-frame models (Wan2.1-FLF2V) also take --last-image.
             """)
 
-    @Option(help: "Model folder (diffusers pipeline or original Wan layout).") var model: String
+    @Option(help: "Model folder (diffusers pipeline or original Wan layout; default: the bundled demo model).") var model: String?
     @Option(help: "A single-file transformer that replaces the folder's (LightX2V / ComfyUI .safetensors).") var transformer: String?
     @Option(help: "What to generate.") var prompt: String
     @Option(help: "What to avoid (default: Wan's negative prompt).") var negativePrompt: String?
+    @Option(help: "First frame for image-to-video (PNG or JPEG).") var image: String?
+    @Option(help: "Last frame for first-last-frame-to-video (PNG or JPEG; needs --image and an FLF2V model).") var lastImage: String?
+    @Option(help: "Video size rule for --image: diffusers (default; WanImageToVideoPipeline's example) or wan (Wan2.1's image2video.py).")
+    var sizeRule: WanVideoSizeRule = .diffusers
     @Option(help: "Frames, 4k+1 (default 81).") var frames: Int?
     @Option(help: "Height in pixels, a multiple of 16 (default 480).") var height: Int?
     @Option(help: "Width in pixels, a multiple of 16 (default 832).") var width: Int?
@@ -38,17 +48,18 @@ struct Generate: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     /// Settings from defaults, the model's scheduler config, --config and the flags, validated before any load.
-    func settings(schedulerShift: Double?) throws -> (GenerationSettings, fps: Int, ignored: [String]) {
+    /// `configs`: LightX2V JSON files applied in order (the folder's defaults, then --config).
+    func settings(schedulerShift: Double?, configs: [String]) throws -> (GenerationSettings, fps: Int, ignored: [String]) {
         var settings = GenerationSettings(prompt: prompt)
         settings.sampler.shift = schedulerShift ?? 5
         var outputFPS = 16
         var ignored: [String] = []
-        if let config {
+        for config in configs {
             guard let data = FileManager.default.contents(atPath: config) else { throw KinemaError.io(path: config, reason: "cannot read") }
             let parsed = try LightX2VConfig.parse(data, origin: config)
             parsed.apply(to: &settings)
             if let value = parsed.fps { outputFPS = value }
-            ignored = parsed.ignoredKeys
+            ignored += parsed.ignoredKeys
         }
         if let negativePrompt { settings.negativePrompt = negativePrompt }
         if let frames { settings.frames = frames }
@@ -82,8 +93,23 @@ struct Generate: ParsableCommand {
             let clock = ContinuousClock()
             let started = clock.now
             // Everything that can be checked without weights is checked first.
-            let folder = try WanModelFolder.locate(model, transformerOverride: transformer)
-            let (settings, outputFPS, ignored) = try settings(schedulerShift: folder.schedulerShift)
+            var modelPath = model
+            var transformerPath = transformer
+            var configPath = config
+            if model == nil {
+                let demo = try DemoModel.locate(executable: executablePath(), currentDirectory: FileManager.default.currentDirectoryPath)
+                note("model: bundled demo model \(demo.folder) (4-step student)")
+                modelPath = demo.folder
+                transformerPath = transformer ?? demo.studentTransformer
+                configPath = config ?? demo.studentConfig
+            }
+            let folder = try WanModelFolder.locate(modelPath ?? "", transformerOverride: transformerPath)
+            let configs = [folder.defaultsConfig, configPath].compactMap { $0 }
+            var (settings, outputFPS, ignored) = try settings(schedulerShift: folder.schedulerShift, configs: configs)
+            let images = try ImageInputs.prepare(folder: folder, imagePath: image, lastImagePath: lastImage, settings: &settings, rule: sizeRule)
+            if let images {
+                note("video size \(settings.width)×\(settings.height) from the \(images.first.width)×\(images.first.height) image")
+            }
             _ = try compute.memoryBudget()
             if !ignored.isEmpty { note("config: ignored keys \(ignored.joined(separator: ", "))") }
             if seed == nil { note("seed: \(settings.seed)") }
@@ -99,7 +125,8 @@ struct Generate: ParsableCommand {
             note("loaded \(folder.layout.rawValue) model in \(format(loadTime)) on \(backend.device)")
 
             let encodeStart = clock.now
-            let session = try pipeline.session(settings, latents: start)
+            let session = try images.map { try pipeline.session(settings, images: $0, latents: start) }
+                ?? pipeline.session(settings, latents: start)
             let encodeTime = clock.now - encodeStart
             var progress = ProgressBar(total: session.totalSteps)
             var stepTimes: [Duration] = []
@@ -122,13 +149,19 @@ struct Generate: ParsableCommand {
             note("steps: " + stepTimes.map(format).joined(separator: ", "))
             var memory = "peak host memory \(peakResidentMegabytes()) MiB"
             if let peak = Backends.peakDeviceBytes(backend) { memory += ", peak GPU memory (Kinema allocator) \(peak >> 20) MiB" }
-            note("text encode \(format(encodeTime)), \(stepTimes.count) steps \(format(stepSum)) (\(format(stepSum / max(stepTimes.count, 1)))/step), VAE decode \(format(decodeTime)), total \(format(total)), \(memory)")
+            note("\(images == nil ? "text" : "text + image") encode \(format(encodeTime)), \(stepTimes.count) steps \(format(stepSum)) (\(format(stepSum / max(stepTimes.count, 1)))/step), VAE decode \(format(decodeTime)), total \(format(total)), \(memory)")
             print(written.count == 1 ? written[0] : "\(written.count) files: \(written.first ?? "")…")
         }
     }
 }
 
 extension SamplerKind: ExpressibleByArgument {}
+extension WanVideoSizeRule: ExpressibleByArgument {}
+
+/// The running binary's path (Linux: /proc/self/exe), for finding files installed beside it.
+func executablePath() -> String? {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? Bundle.main.executablePath
+}
 
 func note(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))

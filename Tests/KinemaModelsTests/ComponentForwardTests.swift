@@ -52,6 +52,38 @@ final class ComponentForwardTests: XCTestCase {
         assertClose(try SafeTensors.open(output).tensor("sample"), try io.tensor("v9.sample"), relL2: Tolerances.goldenF32RelL2, "vae_decoder")
     }
 
+    /// image_encoder: the CLIP io fixture doubles as the inputs file (pixel_values); the diffusers folder, the
+    /// Wan .pth (with the fixture's CLIP config.json copied beside it) and a pipeline-style parent folder.
+    func testImageEncoderComponent() throws {
+        let expected = try Fixtures.open("clip/io.safetensors").tensor("hidden_states_penultimate")
+        let output = temporaryPath("embeds.safetensors")
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let wanFolder = temporaryPath("wan")
+        defer { try? FileManager.default.removeItem(atPath: wanFolder) }
+        try FileManager.default.createDirectory(atPath: wanFolder, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(
+            atPath: Fixtures.path("clip/wan/models_clip.pth"),
+            toPath: wanFolder + "/models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth")
+        try FileManager.default.copyItem(atPath: Fixtures.path("clip/image_encoder/config.json"), toPath: wanFolder + "/config.json")
+        for model in [Fixtures.path("clip/image_encoder"), Fixtures.path("clip"), wanFolder] {
+            var request = request(model: model, inputs: Fixtures.path("clip/io.safetensors"), output: output)
+            request.component = .imageEncoder
+            let report = try ComponentForward.run(request)
+            XCTAssertEqual(report.outputs.map(\.name), ["image_embeds"])
+            XCTAssertEqual(report.outputs.first?.shape, [2, 17, 32])
+            assertClose(try SafeTensors.open(output).tensor("image_embeds"), expected, relL2: Tolerances.goldenF32RelL2, model)
+        }
+        // A non-CLIP config.json beside Wan's .pth (an original Wan folder holds the DiT's) is not used:
+        // the ViT-H/14 preset applies, which this tiny checkpoint does not fit.
+        try FileManager.default.removeItem(atPath: wanFolder + "/config.json")
+        try Data(#"{"model_type": "i2v", "dim": 32}"#.utf8).write(to: URL(fileURLWithPath: wanFolder + "/config.json"))
+        var request = request(model: wanFolder, inputs: Fixtures.path("clip/io.safetensors"), output: output)
+        request.component = .imageEncoder
+        XCTAssertThrowsError(try ComponentForward.run(request)) { error in
+            XCTAssertTrue("\(error)".contains("patch_embedding.weight"), "\(error)")
+        }
+    }
+
     func testMissingInputIsNamed() throws {
         let inputs = temporaryPath("inputs.safetensors")
         defer { try? FileManager.default.removeItem(atPath: inputs) }

@@ -54,7 +54,7 @@ final class TextToVideoGoldenTests: XCTestCase {
         for (name, c) in try Self.cases().sorted(by: { $0.key < $1.key }) {
             let label = "\(layout)/\(name)"
             XCTAssertEqual(WanPrompts.clean(c.prompt), c.prompt_cleaned, "\(label) prompt cleaning")
-            let (ids, _) = try pipeline.tokenizer.encode(WanPrompts.clean(c.prompt), maxLength: 512)
+            let (ids, _) = try pipeline.tokenizer.promptIDs(WanPrompts.clean(c.prompt), maxLength: 512)
             XCTAssertEqual(ids.map(Int64.init), try io.tensor("\(name).input_ids").integers(), "\(label) token ids")
             assertClose(try pipeline.encode(prompt: c.prompt), try io.tensor("\(name).prompt_embeds"), relL2: tolerance, "\(label) prompt_embeds")
             if let negative = c.negative_prompt_used, c.guidance_scale > 1 {

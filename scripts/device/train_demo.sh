@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Trains the bundled demo model on the GPU machine, a few stages per call (tools/demo-model/train.py).
 #
-#   run: bash scripts/device/train_demo.sh STAGES SECONDS [STAGE_SECONDS]      with carry [".whl", ".demo-ckpt"]
+#   run: bash scripts/device/train_demo.sh STAGES SECONDS [STAGE_SECONDS [train.py options…]]      with carry [".whl", ".demo-ckpt"]
 #   e.g. bash scripts/device/train_demo.sh vae,dit 530 vae=150
 #        bash scripts/device/train_demo.sh dit,teacher_samples,distill,export,evaluate 530 dit=180,teacher_samples=70,export=30,evaluate=40
 #
@@ -14,6 +14,7 @@ set -uo pipefail
 STAGES=${1:?stages, e.g. vae,dit}
 SECONDS_BUDGET=${2:-530}
 STAGE_SECONDS=${3:-}
+EXTRA=("${@:4}")  # passed on to train.py, e.g. --set dit_batch=256
 OUT=${OUT:-/tmp/kinema-out}
 mkdir -p "$OUT" .demo-ckpt
 export PYTHONUNBUFFERED=1
@@ -32,7 +33,7 @@ fi
 ls -la .demo-ckpt | tee -a "$OUT/train.log"
 
 "$PYTHON" tools/demo-model/train.py --work .demo-ckpt --stages "$STAGES" --budget-seconds "$SECONDS_BUDGET" \
-    ${STAGE_SECONDS:+--stage-seconds "$STAGE_SECONDS"} ${DEMO_SMOKE:+--smoke --max-steps 2 --eval-cases 2} 2>&1 | grep --line-buffered -v "it/s\]" | tee -a "$OUT/train.log"
+    ${STAGE_SECONDS:+--stage-seconds "$STAGE_SECONDS"} ${DEMO_SMOKE:+--smoke --max-steps 2 --eval-cases 2} "${EXTRA[@]}" 2>&1 | grep --line-buffered -v "it/s\]" | tee -a "$OUT/train.log"
 rc=${PIPESTATUS[0]}
 
 # teacher.pt (the (noise, x0) pairs, hundreds of MB) stays behind: distill runs in the same call.

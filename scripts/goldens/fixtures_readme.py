@@ -25,6 +25,11 @@ Every expected value was computed by the pinned reference stack (diffusers
 | `schedulers/` | `scripts/goldens/scheduler_goldens.py` | diffusers UniPC / DPM++ 2M / FlowMatch Euler and LightX2V step-distill runs on a [1,4,2,3,5] latent: timesteps, σ, every model output and sample; `schedulers.json` lists the cases |
 | `video/` | `scripts/goldens/video_goldens.py` | diffusers' [-1, 1] video → uint8 conversions (`postprocess_video` pil rounding, `export_to_video` truncation) |
 | `wan_pipeline/` | `scripts/goldens/pipeline_goldens.py` | a complete tiny `WanPipeline` (tokenizer, umT5, DiT, VAE, UniPC) in diffusers (`save_pretrained`) and original-Wan folder layouts; `io.safetensors`: three end-to-end text-to-video runs (ids, prompt embeddings, per-step model outputs and latents, final latents, float video, uint8 frames); `cases.json` |
+<<<<<<< HEAD
+| `wan_i2v/` | `scripts/goldens/i2v_goldens.py` | tiny `WanImageToVideoPipeline`s (I2V and FLF2V: 36-channel DiT with image branch, tiny CLIP vision encoder + processor; umT5 / tokenizer / VAE symlinked from `wan_pipeline/`) in diffusers layout, the I2V DiT in the original Wan layout, a PNG and a JPEG input; `io.safetensors`: resized images, CLIP inputs and embeddings, the mask + image-latent condition, per-step model outputs and latents, final latents, video; `resize.json`: Wan's target-size rule; `cases.json` |
+=======
+| `clip/` | `scripts/goldens/clip_goldens.py` | tiny CLIP vision tower (transformers CLIPVisionModel) as a diffusers `image_encoder/` folder and as Wan's open-clip `.pth` (`visual.*` + ignored `textual.*`); `io.safetensors`: pixel values, taps, `hidden_states[-2]`, CLIPImageProcessor (PIL) and Wan-style preprocessing of `small.png` / `large.png`; `manifest.json` |
+>>>>>>> clip
 | `tokenizer/` | `scripts/goldens/tokenizer_goldens.py` | tiny trained SentencePiece Unigram models (`spiece.model`), their `tokenizer.json` conversions, and `cases.json`: ids from `tokenizers` and `sentencepiece` for ~220 strings |
 
 Tap semantics (what each `tap.*` tensor is) are in each case's `manifest.json` (`tensors[].description`).
@@ -51,6 +56,22 @@ def _pipeline_file(r: str) -> str:
     return "Component / pipeline config as written by the reference library (or Wan's `config.json` format under `wan/`)."
 
 
+def _i2v_file(r: str) -> str:
+    if r == "wan_i2v/cases.json":
+        return "Configs, seeds, tensor meanings, and per case the inputs, prompt, sampler, sizes and tensor list."
+    if r == "wan_i2v/resize.json":
+        return "Target video size from image size and area: diffusers' example rule and the original Wan2.1 rule."
+    if r.startswith("wan_i2v/inputs/"):
+        return "Pipeline input image (loaded with diffusers.utils.load_image)."
+    if r.endswith(".safetensors"):
+        return "BF16 weights (bf16-representable values; the reference ran them in float32)."
+    if r.endswith(".pth"):
+        return "torch.save OrderedDict of BF16 weights: the CLIP vision tower under Wan's clip.py `visual.` names."
+    if r.startswith("wan_i2v/wan_i2v/"):
+        return "Original Wan `WanModel` config format (model_type i2v)."
+    return "Component / pipeline config as written by the reference library (`save_pretrained`)."
+
+
 def write() -> None:
     lines = [HEADER, "## Files", ""]
     for p in sorted(FIXTURES.rglob("*")):
@@ -59,8 +80,17 @@ def write() -> None:
         r = p.relative_to(FIXTURES).as_posix()
         lines.append(f"### `{r}` ({p.stat().st_size:,} bytes)")
         lines.append("")
-        if r.startswith("wan_pipeline/") and p.name != "io.safetensors":
+        if r.startswith("wan_i2v/") and p.name != "io.safetensors":
+            lines.append(_i2v_file(r))
+        elif r.startswith("wan_pipeline/") and p.name != "io.safetensors":
             lines.append(_pipeline_file(r))
+        elif r.startswith("clip/") and p.name != "io.safetensors":
+            lines.append({
+                "config.json": "transformers `CLIPVisionConfig` (`save_pretrained`).",
+                "model.safetensors": "CLIPVisionModel weights under transformers-4.x names (`vision_model.` prefix).",
+                "models_clip.pth": "torch.save OrderedDict: the same weights under Wan's clip.py names (`visual.*`), plus `visual.head`, fake `textual.*` and `log_scale`.",
+                "manifest.json": "Config, seed, versions, the processor class used, checks, tensor descriptions.",
+            }.get(p.name, "Input image of the preprocessing cases (PNG, 8-bit RGB)."))
         elif p.suffix == ".safetensors":
             idx = _safetensors_index(p)
             if "diffusion_pytorch_model" in p.name or p.name == "Wan2.1_VAE.safetensors":

@@ -23,7 +23,7 @@ from _common import FIXTURES, check_versions, rel, set_determinism  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["dit", "ops", "convert", "vae", "umt5", "schedulers", "video", "tokenizer", "pipeline", "image"], help="generate only one fixture family")
+    ap.add_argument("--only", choices=["dit", "ops", "convert", "vae", "umt5", "schedulers", "video", "tokenizer", "pipeline", "image", "clip", "i2v", "demo_world"], help="generate only one fixture family")
     args = ap.parse_args()
 
     versions = check_versions()
@@ -65,6 +65,15 @@ def main() -> int:
     if args.only in (None, "image"):
         import image_goldens
         lines += image_goldens.run(versions)
+    if args.only in (None, "clip"):
+        import clip_goldens
+        lines += clip_goldens.run(versions)
+    if args.only in (None, "i2v"):
+        import i2v_goldens  # after "pipeline": reuses its text encoder, tokenizer and VAE
+        lines += i2v_goldens.run(versions)
+    if args.only in (None, "demo_world"):
+        import demo_world_goldens
+        lines += demo_world_goldens.run(versions)
 
     import fixtures_readme
 

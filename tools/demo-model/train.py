@@ -38,7 +38,7 @@ TEXT_LEN = 512  # WanPipeline's max_sequence_length; Kinema pads to the same len
 STEP_LIST = [1000, 750, 500, 250]  # the step-distill sampler's denoising_step_list
 
 FULL = dict(
-    frames=17, size=128, vae_frames=9,
+    frames=17, size=128, vae_frames=17, vae_image_share=0.6, vae_image_batch=96,
     vae=dict(base_dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
              temperal_downsample=[False, True, True], dropout=0.0),
     text=dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4, relative_attention_num_buckets=32,
@@ -47,7 +47,7 @@ FULL = dict(
     dit=dict(patch_size=[1, 2, 2], num_attention_heads=3, attention_head_dim=64, in_channels=16, out_channels=16,
              freq_dim=256, ffn_dim=576, num_layers=6, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
              eps=1e-6, image_dim=None, added_kv_proj_dim=None, rope_max_seq_len=1024, pos_embed_seq_len=None),
-    flow_shift=3.0, vae_batch=8, vae_lr=5e-4, dit_batch=128, dit_lr=3e-4, bank=8192, bank_refresh=64, refresh_every=32,
+    flow_shift=3.0, vae_batch=16, vae_lr=1e-3, dit_batch=128, dit_lr=3e-4, bank=8192, bank_refresh=64, refresh_every=32,
     teacher_pairs=8192, teacher_steps=25, teacher_guidance=4.0, teacher_batch=512,
     distill_batch=64, distill_lr=5e-5, base_steps=20, base_guidance=4.0, stats_clips=512, fps=8,
 )
@@ -172,6 +172,20 @@ def shifted(sigma, shift: float):
 # ----------------------------------------------------------------------------------------------- vae
 
 
+def decode_unclamped(vae, z):
+    """AutoencoderKLWan's frame-by-frame decode without its final clamp to [-1, 1]: a clamped pixel passes
+    no gradient, and early in training the object's pixels sit beyond the clamp (a -1 background pulls the
+    whole frame below it), so with the clamp the decoder never learns the object."""
+    vae.clear_cache()
+    x = vae.post_quant_conv(z)
+    frames = []
+    for i in range(z.shape[2]):
+        vae._conv_idx = [0]
+        frames.append(vae.decoder(x[:, :, i:i + 1], feat_cache=vae._feat_map, feat_idx=vae._conv_idx, first_chunk=i == 0))
+    vae.clear_cache()
+    return torch.cat(frames, 2)
+
+
 def stage_vae(args, cfg, device, budget: Budget):
     path = args.work / "vae.pt"
     state = load(path) or {}
@@ -191,23 +205,33 @@ def stage_vae(args, cfg, device, budget: Budget):
     stats_reserve = 20 if not args.smoke else 1
     max_steps = args.max_steps or 10**9
     last_save, t0, seen, losses = time.time(), time.time(), 0, []
+    # Two phases. First single frames (the causal first-chunk path alone, ~17× cheaper per sample), where
+    # the decoder learns the objects' colours and edges; then whole clips of the inference length, because
+    # a decoder trained on shorter clips drifts on the later latent frames (seen with 9-frame training:
+    # frame 17 fell apart).
+    image_until = budget.left() - cfg["vae_image_share"] * (budget.left() - stats_reserve)
     vae.train()
     while budget.left() > stats_reserve and step < max_steps:
         for group in opt.param_groups:
             group["lr"] = warmup_lr(step, cfg["vae_lr"], 200)
-        video, mask, _, _ = world.sample_batch(rng, cfg["vae_batch"], device, cfg["vae_frames"], cfg["size"])
+        images = budget.left() > image_until
+        batch, frames = (cfg["vae_image_batch"], 1) if images else (cfg["vae_batch"], cfg["vae_frames"])
+        video, mask, _, _ = world.sample_batch(rng, batch, device, frames, cfg["size"])
         with autocast(device):
             posterior = vae.encode(video).latent_dist
-            z = posterior.sample()
-            recon = vae.decode(z).sample
+            # Deterministic: the DiT is trained on posterior means, and sampling with the initial unit
+            # variance drowns the signal for the first thousands of steps.
+            z = posterior.mean
+            recon = decode_unclamped(vae, z)
         recon = recon.float()
         # The object is a small part of each frame: weight its pixels up so its colour and edges are exact.
         weight = 1 + 8 * mask
         err = recon - video
         l1 = (weight * err.abs()).mean()
         l2 = (weight * err.square()).mean()
-        kl = 0.5 * (posterior.mean.float().square() + posterior.var.float() - 1 - posterior.logvar.float()).mean()
-        loss = l1 + l2 + 1e-4 * kl
+        # Only the means are used, so the KL term reduces to keeping their scale bounded.
+        kl = 0.5 * posterior.mean.float().square().mean()
+        loss = l1 + l2 + 1e-5 * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -217,7 +241,7 @@ def stage_vae(args, cfg, device, budget: Budget):
         losses.append((l1.item(), l2.item(), kl.item()))
         if step % 50 == 0 or args.smoke:
             m = [sum(v) / len(losses) for v in zip(*losses)]
-            log(f"vae step {step} l1w {m[0]:.4f} l2w {m[1]:.5f} kl {m[2]:.2f} | {seen / (time.time() - t0):.1f} clips/s"
+            log(f"vae step {step} ({'frames' if images else 'clips'}) l1w {m[0]:.4f} l2w {m[1]:.5f} kl {m[2]:.2f} | {seen / (time.time() - t0):.1f} samples/s"
                 + (f" | gpu mem {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device.type == "cuda" else ""))
             losses = []
         if time.time() - last_save > 120:
@@ -230,7 +254,7 @@ def stage_vae(args, cfg, device, budget: Budget):
     srng = random.Random(77)
     with torch.no_grad():
         for _ in range(max(1, cfg["stats_clips"] // cfg["vae_batch"])):
-            video, _, _, _ = world.sample_batch(srng, cfg["vae_batch"], device, cfg["frames"], cfg["size"])
+            video, fgmask, _, _ = world.sample_batch(srng, cfg["vae_batch"], device, cfg["frames"], cfg["size"])
             with autocast(device):
                 mu = vae.encode(video).latent_dist.mean.float()  # [B, 16, t, h, w]
             sums = sums + mu.sum(dim=(0, 2, 3, 4))
@@ -241,10 +265,67 @@ def stage_vae(args, cfg, device, budget: Budget):
         std = (sq / count - mean.square()).clamp(min=1e-8).sqrt()
         with autocast(device):
             recon_check = vae.decode(vae.encode(video).latent_dist.mean).sample.float()
-        psnr = -10 * torch.log10(((recon_check - video) / 2).square().mean())
-    log(f"vae done at step {step}: recon PSNR {psnr.item():.1f} dB (full-length clips); latent mean {mean.tolist()}")
+        err = ((recon_check - video) / 2).square()
+        psnr = -10 * torch.log10(err.mean())
+        on_object = (fgmask > 0.5).expand_as(err)
+        psnr_object = -10 * torch.log10(err[on_object].mean())
+    log(f"vae done at step {step}: recon PSNR {psnr.item():.1f} dB, on the object {psnr_object.item():.1f} dB "
+        f"(full-length clips); latent mean {mean.tolist()}")
     log(f"latent std {std.tolist()}")
     save(path, dict(model=compact(vae.state_dict()), step=step, latents_mean=mean.tolist(), latents_std=std.tolist()))
+
+
+def stage_vae_decoder(args, cfg, device, budget: Budget):
+    """More training for the decoder alone. The encoder (and so every latent the DiT was trained on, and
+    the latent statistics) stays fixed, so this can run after the DiT without invalidating it."""
+    path = args.work / "vae.pt"
+    state = load(path)
+    if not state or "latents_mean" not in state:
+        raise SystemExit("vae_decoder: no finished vae.pt; run --stages vae first")
+    vae = make_vae(cfg).to(device)
+    vae.load_state_dict(state["model"])
+    vae.requires_grad_(False)
+    trainable = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for p in trainable:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(trainable, lr=cfg["vae_lr"] * 0.5, betas=(0.9, 0.99), weight_decay=0.0)
+    step = state.get("decoder_step", 0)
+    rng = random.Random(30000 + step)
+    t0, seen, losses, start = time.time(), 0, [], step
+    vae.train()
+    while budget.left() > 15:
+        for group in opt.param_groups:
+            group["lr"] = warmup_lr(step - start, cfg["vae_lr"] * 0.5, 50)
+        video, mask, _, _ = world.sample_batch(rng, cfg["vae_batch"], device, cfg["vae_frames"], cfg["size"])
+        with torch.no_grad(), autocast(device):
+            z = vae.encode(video).latent_dist.mean
+        with autocast(device):
+            recon = decode_unclamped(vae, z)
+        err = recon.float() - video
+        weight = 1 + 8 * mask
+        loss = (weight * err.abs()).mean() + (weight * err.square()).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        opt.step()
+        step += 1
+        seen += video.shape[0]
+        losses.append(loss.item())
+        if step % 50 == 0:
+            log(f"vae_decoder step {step} loss {sum(losses) / len(losses):.4f} | {seen / (time.time() - t0):.1f} clips/s")
+            losses = []
+    vae.eval()
+    srng = random.Random(77)
+    with torch.no_grad():
+        video, fgmask, _, _ = world.sample_batch(srng, cfg["vae_batch"], device, cfg["frames"], cfg["size"])
+        with autocast(device):
+            recon = vae.decode(vae.encode(video).latent_dist.mean).sample.float()
+        err = ((recon - video) / 2).square()
+        on_object = (fgmask > 0.5).expand_as(err)
+    log(f"vae_decoder done at step {step}: recon PSNR {(-10 * torch.log10(err.mean())).item():.1f} dB, "
+        f"on the object {(-10 * torch.log10(err[on_object].mean())).item():.1f} dB")
+    state.update(model=compact(vae.state_dict()), decoder_step=step)
+    save(path, state)
 
 
 # ----------------------------------------------------------------------------------------------- dit
@@ -641,7 +722,7 @@ def stage_evaluate(args, cfg, device, budget: Budget):
                 log(f"  fail: {c['prompt']!r}: {r}")
 
 
-STAGES = dict(vae=stage_vae, dit=stage_dit, teacher_samples=stage_teacher_samples, distill=stage_distill,
+STAGES = dict(vae=stage_vae, vae_decoder=stage_vae_decoder, dit=stage_dit, teacher_samples=stage_teacher_samples, distill=stage_distill,
               export=stage_export, evaluate=stage_evaluate)
 
 
@@ -656,8 +737,15 @@ def main():
     parser.add_argument("--force", action="store_true", help="retrain the VAE even if finished")
     parser.add_argument("--eval-cases", type=int, default=48)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a numeric training setting, e.g. --set dit_batch=256 --set bank=4096")
     args = parser.parse_args()
-    cfg = SMOKE if args.smoke else FULL
+    cfg = dict(SMOKE if args.smoke else FULL)
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in cfg or isinstance(cfg[key], (dict, list)):
+            raise SystemExit(f"--set {item}: not a numeric setting (known: {sorted(k for k, v in cfg.items() if not isinstance(v, (dict, list)))})")
+        cfg[key] = type(cfg[key])(float(value)) if isinstance(cfg[key], int) else float(value)
     device = torch.device(args.device)
     args.work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)

@@ -56,7 +56,10 @@ def min_colour_background_distance() -> float:
 
 
 def allowed(colour: str, background: str) -> bool:
-    """Combinations that are never rendered: an object the colour of (or too close to) its background."""
+    """Combinations that are never rendered: an object the colour of (or too close to) its background, and
+    a blue object on the dark blue background (distinct pixels, but a confusing prompt)."""
+    if (colour, background) == ("blue", "dark blue"):
+        return False
     return math.dist(COLOURS[colour], BACKGROUNDS[background]) >= 0.6
 
 

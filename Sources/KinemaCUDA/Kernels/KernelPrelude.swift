@@ -66,12 +66,23 @@ enum KernelPrelude {
     static let source = #"""
     struct Layout { long long rank; long long size[8]; long long stride[8]; long long offset; };
 
+    // Element offset of logical index `linear`. The divisions run in 32 bits whenever the operands fit
+    // (a 64-bit division is a long software routine on the GPU; strided copies such as the attention
+    // head merge spent most of their time in it); offsets stay 64-bit.
     __device__ __forceinline__ long long offset_of(const Layout& L, long long linear) {
         long long off = 0;
         for (int d = (int)L.rank - 1; d >= 0; --d) {
             long long s = L.size[d];
-            long long i = linear % s;
-            linear /= s;
+            long long i;
+            if ((((unsigned long long)linear) | ((unsigned long long)s)) < 4294967296ULL) {
+                unsigned int l32 = (unsigned int)linear, s32 = (unsigned int)s;
+                unsigned int q = l32 / s32;
+                i = (long long)(l32 - q * s32);
+                linear = (long long)q;
+            } else {
+                i = linear % s;
+                linear /= s;
+            }
             off += i * L.stride[d];
         }
         return off;

@@ -18,28 +18,23 @@ func mergeHeads(_ x: Tensor, backend b: any Backend) throws -> Tensor {
     return try b.reshape(try x.permuted([0, 2, 1, 3]), [batch, length, heads * headDim])
 }
 
-/// The q/k/v/o projections and q/k RMS norms that self- and cross-attention share.
-struct WanAttentionProjections {
-    let q, k, v, o: Linear
-    let normQ, normK: RMSNorm
-
-    init(_ w: WeightScope, config c: WanConfig, dtype: DType) throws {
-        q = try Linear(w["q"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
-        k = try Linear(w["k"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
-        v = try Linear(w["v"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
-        o = try Linear(w["o"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
-        normQ = try RMSNorm(w["norm_q"], dim: c.dim, eps: c.eps)
-        normK = try RMSNorm(w["norm_k"], dim: c.dim, eps: c.eps)
-    }
-}
-
+/// Self-attention: q, k and v come from one GEMM (their weights stacked to [3D, D] at load; the checkpoint
+/// keys stay q/k/v), q and k are RMS-normalized and rotated in one pass each, v is read as a strided slice.
 struct WanSelfAttention {
-    let projections: WanAttentionProjections
+    let qkv: Linear  // [3D, D]: rows 0..<D are q, D..<2D k, 2D..<3D v
+    let o: Linear
+    let normQ, normK: RMSNorm
     let heads: Int
     let backend: any Backend
 
     init(_ w: WeightScope, config c: WanConfig, dtype: DType) throws {
-        projections = try WanAttentionProjections(w, config: c, dtype: dtype)
+        let q = try Linear(w["q"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
+        let k = try Linear(w["k"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
+        let v = try Linear(w["v"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
+        qkv = try Linear(stacking: [q, k, v])
+        o = try Linear(w["o"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
+        normQ = try RMSNorm(w["norm_q"], dim: c.dim, eps: c.eps)
+        normK = try RMSNorm(w["norm_k"], dim: c.dim, eps: c.eps)
         heads = c.numHeads
         backend = w.backend
     }
@@ -47,23 +42,27 @@ struct WanSelfAttention {
     /// x [B, L, D] (compute dtype) → [B, L, D]
     func callAsFunction(_ x: Tensor, rope: WanRoPE) throws -> Tensor {
         let b = backend
-        let (q, k, v, o, normQ, normK) = (projections.q, projections.k, projections.v, projections.o, projections.normQ, projections.normK)
-        let batch = x.shape[0]
-        let length = x.shape[1]
-        let headDim = x.shape[2] / heads
-        // RoPE acts on [B, L, H, d]; attention reads the same memory as [B, H, L, d].
-        let query = try b.rope(try b.reshape(try normQ(try q(x)), [batch, length, heads, headDim]), cos: rope.cos, sin: rope.sin)
-        let key = try b.rope(try b.reshape(try normK(try k(x)), [batch, length, heads, headDim]), cos: rope.cos, sin: rope.sin)
-        let value = try splitHeads(try v(x), heads: heads, backend: b)
+        let width = x.shape[2]
+        let projected = try qkv(x)  // [B, L, 3D]
+        func part(_ index: Int) throws -> Tensor { try projected.narrowed(axis: 2, start: index * width, length: width) }
+        // [B, L, D] → RMSNorm over D, RoPE per head → contiguous [B, L, D], read as [B, H, L, d] by attention.
+        let query = try b.rmsNormRope(try part(0), weight: normQ.weight, eps: normQ.eps, cos: rope.cos, sin: rope.sin, heads: heads)
+        let key = try b.rmsNormRope(try part(1), weight: normK.weight, eps: normK.eps, cos: rope.cos, sin: rope.sin, heads: heads)
         let attended = try b.attention(
-            query: try query.permuted([0, 2, 1, 3]), key: try key.permuted([0, 2, 1, 3]), value: value,
-            scale: 1 / Float(headDim).squareRoot())
+            query: try splitHeads(query, heads: heads, backend: b), key: try splitHeads(key, heads: heads, backend: b),
+            value: try splitHeads(try part(2), heads: heads, backend: b), scale: 1 / Float(width / heads).squareRoot())
         return try o(try mergeHeads(attended, backend: b))  // [B, L, D]
     }
 }
 
+/// Cross-attention over the text (and, for I2V, image) tokens. k and v of the text come from one GEMM
+/// (weights stacked to [2D, D]). The text is the same at every step and block input, so k/v could be
+/// cached per block across denoising steps; they are recomputed here (512 tokens: ~2% of the block's GEMM work).
 struct WanCrossAttention {
-    let projections: WanAttentionProjections
+    let q: Linear
+    let kv: Linear  // [2D, D]: rows 0..<D are k, D..<2D v
+    let o: Linear
+    let normQ, normK: RMSNorm
     /// The image branch of I2V/FLF2V models: separate k/v over the CLIP tokens, summed after attention.
     let imageKey: Linear?
     let imageValue: Linear?
@@ -72,7 +71,13 @@ struct WanCrossAttention {
     let backend: any Backend
 
     init(_ w: WeightScope, config c: WanConfig, dtype: DType) throws {
-        projections = try WanAttentionProjections(w, config: c, dtype: dtype)
+        q = try Linear(w["q"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
+        let k = try Linear(w["k"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
+        let v = try Linear(w["v"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
+        kv = try Linear(stacking: [k, v])
+        o = try Linear(w["o"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
+        normQ = try RMSNorm(w["norm_q"], dim: c.dim, eps: c.eps)
+        normK = try RMSNorm(w["norm_k"], dim: c.dim, eps: c.eps)
         if c.hasImageBranch {
             imageKey = try Linear(w["k_img"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
             imageValue = try Linear(w["v_img"], inFeatures: c.dim, outFeatures: c.dim, dtype: dtype)
@@ -89,12 +94,12 @@ struct WanCrossAttention {
     /// x [B, L, D]; text [B, Lt, D]; image [B, Li, D] or nil → [B, L, D]
     func callAsFunction(_ x: Tensor, text: Tensor, image: Tensor?) throws -> Tensor {
         let b = backend
-        let (q, k, v, o, normQ, normK) = (projections.q, projections.k, projections.v, projections.o, projections.normQ, projections.normK)
-        let headDim = x.shape[2] / heads
-        let scale = 1 / Float(headDim).squareRoot()
+        let width = x.shape[2]
+        let scale = 1 / Float(width / heads).squareRoot()
         let query = try splitHeads(try normQ(try q(x)), heads: heads, backend: b)
-        let key = try splitHeads(try normK(try k(text)), heads: heads, backend: b)
-        let value = try splitHeads(try v(text), heads: heads, backend: b)
+        let textKV = try kv(text)  // [B, Lt, 2D]
+        let key = try splitHeads(try normK(try textKV.narrowed(axis: 2, start: 0, length: width)), heads: heads, backend: b)
+        let value = try splitHeads(try textKV.narrowed(axis: 2, start: width, length: width), heads: heads, backend: b)
         var attended = try b.attention(query: query, key: key, value: value, scale: scale)
         if let imageKey, let imageValue, let imageNormK {
             guard let image else {

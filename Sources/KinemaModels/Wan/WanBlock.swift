@@ -15,7 +15,7 @@ struct WanBlock {
     let crossAttention: WanCrossAttention
     let ffnIn: Linear  // ffn.0 [F, D]
     let ffnOut: Linear  // ffn.2 [D, F]
-    let norm: LayerNorm  // parameter-free, shared by the self-attention and FFN paths
+    let eps: Float  // of the parameter-free LayerNorms before self-attention and the FFN
     let dtype: DType
     let backend: any Backend
 
@@ -26,7 +26,7 @@ struct WanBlock {
         crossAttention = try WanCrossAttention(w["cross_attn"], config: c, dtype: dtype)
         ffnIn = try Linear(w["ffn.0"], inFeatures: c.dim, outFeatures: c.ffnDim, dtype: dtype)
         ffnOut = try Linear(w["ffn.2"], inFeatures: c.ffnDim, outFeatures: c.dim, dtype: dtype)
-        norm = LayerNorm(eps: c.eps, backend: w.backend)
+        eps = c.eps
         self.dtype = dtype
         backend = w.backend
     }
@@ -39,19 +39,16 @@ struct WanBlock {
         let (crossShift, crossScale, crossGate) = (parts[3], parts[4], parts[5])
 
         var x = x
-        let attended = try selfAttention(try modulate(try norm(x), shift: shift, scale: scale), rope: rope)
-        x = try b.add(x, try b.mul(attended, gate))
-        let crossInput = try b.cast(try crossNorm(x), to: dtype)
-        x = try b.add(x, try crossAttention(crossInput, text: text, image: image))
-        let hidden = try b.unary(.geluTanh, try ffnIn(try modulate(try norm(x), shift: crossShift, scale: crossScale)))
-        x = try b.add(x, try b.mul(try ffnOut(hidden), crossGate))
-        return x
-    }
-
-    /// normed·(1 + scale) + shift in f32, then rounded to the compute dtype.
-    private func modulate(_ normed: Tensor, shift: Tensor, scale: Tensor) throws -> Tensor {
-        let b = backend
-        let scaled = try b.mul(normed, try b.affine(scale, scale: 1, shift: 1))
-        return try b.cast(try b.add(scaled, shift), to: dtype)
+        // Each norm is one fused pass: LayerNorm, modulation and the cast to the compute dtype; each
+        // residual update one pass; bias and GELU run in the GEMM epilogues.
+        let attentionInput = try b.modulatedLayerNorm(x, weight: nil, bias: nil, shift: shift, scale: scale, eps: eps, outDType: dtype)
+        x = try b.gatedResidual(x, try selfAttention(attentionInput, rope: rope), gate: gate)
+        let crossInput = try b.modulatedLayerNorm(
+            x, weight: crossNorm.weight, bias: crossNorm.bias, shift: nil, scale: nil, eps: crossNorm.eps, outDType: dtype)
+        x = try b.gatedResidual(x, try crossAttention(crossInput, text: text, image: image), gate: nil)
+        let ffnInput = try b.modulatedLayerNorm(
+            x, weight: nil, bias: nil, shift: crossShift, scale: crossScale, eps: eps, outDType: dtype)
+        let hidden = try ffnIn(ffnInput, activation: .geluTanh)
+        return try b.gatedResidual(x, try ffnOut(hidden), gate: crossGate)
     }
 }

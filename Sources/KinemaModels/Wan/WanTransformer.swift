@@ -59,7 +59,6 @@ public final class WanTransformer {
     let blocks: [WanBlock]
     let headModulation: Tensor  // [1, 2, D] f32
     let head: Linear  // [out·1·2·2, D]
-    let norm: LayerNorm
 
     /// Builds from canonical (original Wan) keys.
     public init(_ w: WeightScope, config c: WanConfig, precision: Precision) throws {
@@ -78,7 +77,6 @@ public final class WanTransformer {
         headModulation = try w.tensor("head.modulation", shape: [1, 2, c.dim], dtype: .f32)
         let patchVolume = c.patchSize.reduce(1, *)
         head = try Linear(w["head.head"], inFeatures: c.dim, outFeatures: c.outDim * patchVolume, dtype: dtype)
-        norm = LayerNorm(eps: c.eps, backend: w.backend)
     }
 
     /// Loads a Wan DiT from any tensor source in the diffusers or original layout (wrapper prefixes such as
@@ -91,16 +89,40 @@ public final class WanTransformer {
         let store = try WeightStore(
             source: source, backend: backend, component: "Wan transformer", layouts: WanKeyLayouts.all,
             wrapperPrefixes: WanKeyLayouts.wrapperPrefixes)
-        let resolved: WanConfig
-        if let config {
-            resolved = config
-        } else if let configJSON {
-            let detected = try? WanConfig.detect(info: store.info, keys: store.keys)
-            resolved = try WanConfig.parse(json: configJSON.data, origin: configJSON.origin, detected: detected)
-        } else {
-            resolved = try WanConfig.detect(info: store.info, keys: store.keys, origin: source.origin)
-        }
+        let resolved = try config ?? resolveConfig(store: store, configJSON: configJSON, origin: source.origin)
         return try store.build { try WanTransformer($0, config: resolved, precision: precision) }
+    }
+
+    /// The configuration a checkpoint describes (config.json completed by the weights' shapes, or detected
+    /// from the weights alone), reading tensor headers only: what `load` would build, without building it.
+    public static func config(of source: any TensorSource, configJSON: (data: Data, origin: String)? = nil, backend: any Backend) throws -> WanConfig {
+        let store = try WeightStore(
+            source: source, backend: backend, component: "Wan transformer", layouts: WanKeyLayouts.all,
+            wrapperPrefixes: WanKeyLayouts.wrapperPrefixes)
+        return try resolveConfig(store: store, configJSON: configJSON, origin: source.origin)
+    }
+
+    static func resolveConfig(store: WeightStore, configJSON: (data: Data, origin: String)?, origin: String) throws -> WanConfig {
+        if let configJSON {
+            let detected = try? WanConfig.detect(info: store.info, keys: store.keys)
+            return try WanConfig.parse(json: configJSON.data, origin: configJSON.origin, detected: detected)
+        }
+        return try WanConfig.detect(info: store.info, keys: store.keys, origin: origin)
+    }
+
+    /// The RoPE tables of the last latent grid, on the backend. Building them costs millions of host
+    /// cos/sin calls at video sizes and uploading them waits for the stream, so every step of a denoising
+    /// loop (same grid) reuses them.
+    private var ropeCache: (grid: [Int], rope: WanRoPE)?
+    private let ropeLock = NSLock()
+
+    private func rope(frames: Int, height: Int, width: Int) throws -> WanRoPE {
+        let grid = [frames, height, width]
+        if let cached = ropeLock.withLock({ ropeCache }), cached.grid == grid { return cached.rope }
+        let tables = try WanRoPE(headDim: config.headDim, frames: frames, height: height, width: width)
+        let onDevice = WanRoPE(cos: try backend.upload(tables.cos), sin: try backend.upload(tables.sin))
+        ropeLock.withLock { ropeCache = (grid, onDevice) }
+        return onDevice
     }
 
     /// One denoiser evaluation: predicted flow (velocity) [B, out_dim, F, H, W], f32.
@@ -148,8 +170,7 @@ public final class WanTransformer {
             if let imageContext { try taps?.record(.imageEmbedding, imageContext, backend: b) }
         }
 
-        let rope = try WanRoPE(headDim: c.headDim, frames: gridF, height: gridH, width: gridW)
-        let ropeOnDevice = WanRoPE(cos: try b.upload(rope.cos), sin: try b.upload(rope.sin))
+        let ropeOnDevice = try rope(frames: gridF, height: gridH, width: gridW)
         for (index, block) in blocks.enumerated() {
             x = try block(x, e0: e0, text: textContext, image: imageContext, rope: ropeOnDevice)
             if index == 0 { try taps?.record(.firstBlock, x, backend: b) }
@@ -158,8 +179,8 @@ public final class WanTransformer {
 
         // Head: modulation with e (not e0), then the patch projection.
         let parts = try b.add(headModulation, try embedding.unsqueezed(1)).chunked(2, axis: 1)  // 2 × [B, 1, D]
-        let scaled = try b.mul(try norm(x), try b.affine(parts[1], scale: 1, shift: 1))
-        let projected = try head(try b.cast(try b.add(scaled, parts[0]), to: dtype))  // [B, L, out·pt·ph·pw]
+        let modulated = try b.modulatedLayerNorm(x, weight: nil, bias: nil, shift: parts[0], scale: parts[1], eps: c.eps, outDType: dtype)
+        let projected = try head(modulated)  // [B, L, out·pt·ph·pw]
         try taps?.record(.head, projected, backend: b)
 
         // Unpatchify: [B, F', H', W', pt, ph, pw, C] → [B, C, F', pt, H', ph, W', pw] → [B, C, F, H, W]

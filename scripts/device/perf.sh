@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Kinema vs diffusers at the real Wan2.1 shapes, bf16, in one GPU call (issue 7's table):
+#   dit13  1.3B DiT forward at 480×832×81 (32,760 tokens), with the per-kernel profile
+#   dit14  14B DiT forward at 480×832×81
+#   vae    VAE decode, 21 latent frames → 81×480×832
+#   pipe   whole 4-step text-to-video at 1.3B shapes (umT5-XXL encode + 4 UniPC steps, no CFG + decode),
+#          and the umT5-XXL encode of a 512-token prompt
+# Each part runs Kinema then the diffusers baseline under its own time limit; logs and JSON go to $OUT.
+#
+#   ../shared/tools/gpu-bundle && gzip .device/kinema      # here
+#   run: bash scripts/device/perf.sh dit13 vae pipe        # there, with carry [".device", ".whl"]
+set -uo pipefail
+OUT=${OUT:-/tmp/kinema-out}
+mkdir -p "$OUT"
+export KINEMA_KERNEL_CACHE="/tmp/kinema-kernel-cache"
+if [ -f .device/kinema.gz ] && [ ! -x .device/kinema ]; then gunzip -c .device/kinema.gz > .device/kinema && chmod +x .device/kinema; fi
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl > "$OUT/pip.log" 2>&1
+export PYTHONPATH=/tmp/site
+K=./.device/kinema
+B="python3 scripts/bench/diffusers_baseline.py"
+
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(dit13 vae pipe)
+for part in "${parts[@]}"; do
+    case $part in
+    dit13)
+        timeout 90 $K bench --shape 1.3b --frames 21 --height 60 --width 104 --device cuda --precision bf16 --warmup 1 \
+            --iterations 3 --profile --json "$OUT/k-dit13.json" > "$OUT/k-dit13.log" 2>&1
+        timeout 90 $B --shape 1.3b --frames 21 --height 60 --width 104 --warmup 2 --iterations 5 --json "$OUT/d-dit13.json" > "$OUT/d-dit13.log" 2>&1 ;;
+    dit14)
+        timeout 150 $K bench --shape 14b --frames 21 --height 60 --width 104 --device cuda --precision bf16 --warmup 1 \
+            --iterations 2 --json "$OUT/k-dit14.json" > "$OUT/k-dit14.log" 2>&1
+        timeout 150 $B --shape 14b --frames 21 --height 60 --width 104 --warmup 1 --iterations 3 --json "$OUT/d-dit14.json" > "$OUT/d-dit14.log" 2>&1 ;;
+    vae)
+        timeout 120 $K bench --vae --frames 81 --height 480 --width 832 --device cuda --precision bf16 --warmup 1 \
+            --iterations 3 --json "$OUT/k-vae.json" > "$OUT/k-vae.log" 2>&1
+        timeout 120 $B --vae-only --frames 21 --height 60 --width 104 --json "$OUT/d-vae.json" > "$OUT/d-vae.log" 2>&1 ;;
+    pipe)
+        timeout 200 $K bench --pipeline --shape 1.3b --frames 81 --height 480 --width 832 --steps 4 --guidance 1 --device cuda \
+            --precision bf16 --warmup 1 --iterations 2 --json "$OUT/k-pipe.json" > "$OUT/k-pipe.log" 2>&1
+        timeout 200 python3 scripts/bench/diffusers_pipeline_baseline.py --shape 1.3b --steps 4 --json "$OUT/d-pipe.json" > "$OUT/d-pipe.log" 2>&1 ;;
+    *) echo "unknown part $part"; exit 2 ;;
+    esac
+    echo "== $part"
+    grep -hE "median|peak|selection|attention|umT5" "$OUT/k-$part.log" 2>/dev/null | head -6
+    grep -hE '"(gpu|dit_forward_median_s|peak_memory_gib|vae_decode_median_s|vae_peak_memory_gib|pipeline_median_s|pipeline_peak_memory_gib|umt5_encode_median_s)"' "$OUT/d-$part.log" 2>/dev/null
+done
+grep -h -A 14 "per-kernel" "$OUT/k-dit13.log" 2>/dev/null
