@@ -158,12 +158,19 @@ extension CUDABackend {
                     // cuBLASLt reads the bias in D's dtype; a failure (no algorithm with this epilogue) falls
                     // back to the plain GEMM and separate passes below.
                     let biasInD = try bias.map { try cast($0, to: outType) }
-                    let fused: Bool = (try? context.profiled("cublasLt gemm+\(epilogue) \(a.dtype.rawValue)") {
-                        try blas.gemm(
-                            a: operands.a, b: operands.b, d: operands.d, m: m, n: n, k: k, batch: batch, transposedB: useTransposed,
-                            epilogue: epilogue, bias: optionalAddress(biasInD), stream: context.stream)
-                    }) != nil
-                    if fused { return out }
+                    do {
+                        try context.profiled("cublasLt gemm+\(epilogue) \(a.dtype.rawValue)") {
+                            try blas.gemm(
+                                a: operands.a, b: operands.b, d: operands.d, m: m, n: n, k: k, batch: batch, transposedB: useTransposed,
+                                epilogue: epilogue, bias: optionalAddress(biasInD), stream: context.stream)
+                        }
+                        return out
+                    } catch {
+                        // The separate passes round D before the bias and the GELU: say so once per shape.
+                        context.warnOnce(
+                            "gemm epilogue \(epilogue) \(m)x\(n)x\(k) \(a.dtype)",
+                            "cuBLASLt \(epilogue) epilogue unavailable for M \(m) N \(n) K \(k) \(a.dtype.rawValue), using separate passes: \(error)")
+                    }
                 }
                 try context.profiled("cublasLt gemm \(a.dtype.rawValue)") {
                     try blas.gemm(
