@@ -172,13 +172,24 @@ extension CUDABackend {
                             "cuBLASLt \(epilogue) epilogue unavailable for M \(m) N \(n) K \(k) \(a.dtype.rawValue), using separate passes: \(error)")
                     }
                 }
-                try context.profiled("cublasLt gemm \(a.dtype.rawValue)") {
-                    try blas.gemm(
-                        a: operands.a, b: operands.b, d: operands.d, m: m, n: n, k: k, batch: batch, transposedB: useTransposed,
-                        stream: context.stream)
+                var done = true
+                do {
+                    try context.profiled("cublasLt gemm \(a.dtype.rawValue)") {
+                        try blas.gemm(
+                            a: operands.a, b: operands.b, d: operands.d, m: m, n: n, k: k, batch: batch, transposedB: useTransposed,
+                            stream: context.stream)
+                    }
+                } catch {
+                    // e.g. no algorithm for operands this poorly aligned (a view starting inside a row): Kinema's kernel.
+                    done = false
+                    context.warnOnce(
+                        "gemm \(m)x\(n)x\(k) \(a.dtype) \(operands.a.address % 16) \(operands.b.address % 16)",
+                        "cuBLASLt GEMM failed for M \(m) N \(n) K \(k) \(a.dtype.rawValue), using Kinema's kernel: \(error)")
                 }
-                if let bias { try addBias(out, bias) }
-                return activation == .geluTanh ? try unary(.geluTanh, out) : out
+                if done {
+                    if let bias { try addBias(out, bias) }
+                    return activation == .geluTanh ? try unary(.geluTanh, out) : out
+                }
             }
         }
         try launch("kinema_gemm", MatrixKernels.gemm(a.dtype, b.dtype, out: outType), grid: ((n + 15) / 16, (m + 15) / 16, batch), block: (16, 16, 1)) { arguments in
