@@ -13,6 +13,9 @@ let kernels: [SwiftSetting] = strict + [
     .unsafeFlags(["-O", "-enforce-exclusivity=unchecked"]),
     .swiftLanguageMode(.v5),
 ]
+// Codecs (image decoders, GIF/PNG encoders, safetensors and tokenizer parsing) loop over every byte or
+// pixel: optimized in debug builds too (the README's `swift run` writes a GIF), keeping Swift 6 checks.
+let codecs: [SwiftSetting] = strict + [.unsafeFlags(["-O"])]
 // GEMM micro-kernels for wider x86 vector units live in their own modules, compiled for a named CPU; KinemaCPU
 // picks one at run time from CPUID (Sources/CKinema/cpu.c), so the binary still runs on baseline x86-64.
 // On other architectures these modules compile to nothing.
@@ -48,7 +51,7 @@ let package = Package(
             swiftSettings: kernels),
         .target(name: "KinemaCUDA", dependencies: ["KinemaCore", "CKinema"], swiftSettings: strict),
         .target(name: "KinemaNN", dependencies: ["KinemaCore"], swiftSettings: strict),
-        .target(name: "KinemaIO", dependencies: ["KinemaCore", "CKinema"], swiftSettings: strict),
+        .target(name: "KinemaIO", dependencies: ["KinemaCore", "CKinema"], swiftSettings: codecs),
         .target(name: "KinemaModels", dependencies: ["KinemaCore", "KinemaNN", "KinemaIO"], swiftSettings: strict),
         .target(
             name: "KinemaPipeline",

@@ -26,6 +26,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         _ name: String, _ source: String, grid: (Int, Int, Int), block: (Int, Int, Int), label: String? = nil,
         _ build: (inout KernelArguments) -> Void
     ) throws {
+        try LaunchLimits.check(name, grid: grid, block: block)
         let function = try context.kernels.function(name, in: source)
         var arguments = KernelArguments()
         build(&arguments)

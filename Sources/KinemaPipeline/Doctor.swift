@@ -37,6 +37,7 @@ public enum Doctor {
         } catch {
             facts.append(("CUDA", "not available: \(error)"))
             facts.append(("cuDNN", cudnnLibraryDescription()))
+            facts.append(("NCCL", NCCLLibrary.description()))
             return DoctorReport(facts: facts, checks: [], gpuAvailable: false)
         }
         let context = backend.context
@@ -45,6 +46,7 @@ public enum Doctor {
         facts.append(("NVRTC", context.nvrtcDescription))
         facts.append(("cuBLASLt", context.cublasLtDescription))
         facts.append(("cuDNN", context.cudnnDescription))
+        facts.append(("NCCL", NCCLLibrary.description()))
         facts.append(("selection", backend.librarySelection))
         facts.append(("kernel target", context.architecture))
         facts.append(("kernel cache", RuntimeOptions.current.kernelCacheDirectory ?? "off"))

@@ -8,6 +8,7 @@ Writes Tests/Fixtures/image/:
   image.json                versions and a description of each image
   jpg_exif<k>.jpg           EXIF orientation k (2..8): expected = ImageOps.exif_transpose (as diffusers'
                             load_image), and jpg_exif<k>_stored = the pixels as stored
+  png_exif<k>.png           the same for PNG's eXIf chunk (k = 3, 6; written by Pillow)
 
 PNGs are written by the small encoder below (numpy + zlib) so that every colour type, bit depth,
 per-row filter choice and Adam7 interlacing is covered — Pillow's own writer emits only a few of
@@ -199,6 +200,19 @@ def run(versions: dict) -> list[str]:
         with Image.open(path) as im:
             expected[name + "_stored"] = torch.from_numpy(np.array(im.convert("RGB")).copy())
         described[name] = f"JPEG 9x5 4:4:4 with EXIF orientation {value}"
+
+    # PNG carries EXIF in an eXIf chunk (raw TIFF, no "Exif\0\0" prefix); Pillow reads it and
+    # exif_transpose applies it as for JPEG. Orientations 6 (rotate 90° clockwise) and 3 (180°).
+    for value in (3, 6):
+        name = f"png_exif{value}"
+        exif = Image.Exif()
+        exif[0x0112] = value
+        path = OUT_DIR / f"{name}.png"
+        Image.fromarray(src, "RGB").save(path, "PNG", exif=exif.tobytes())
+        with Image.open(path) as im:
+            expected[name] = torch.from_numpy(np.array(ImageOps.exif_transpose(im).convert("RGB")).copy())
+        expected[name + "_stored"] = torch.from_numpy(src.copy())
+        described[name] = f"PNG 9x5 RGB with an eXIf chunk, orientation {value}"
 
     save_tensors(OUT_DIR / "image.safetensors", expected, metadata={"producer": "image_goldens.py"})
     write_json(OUT_DIR / "image.json", {"versions": {**versions, "pillow": PIL.__version__}, "images": described})

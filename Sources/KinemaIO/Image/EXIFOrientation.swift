@@ -19,7 +19,18 @@ enum EXIFOrientation {
     static func parse(_ data: [UInt8], _ range: Range<Int>) -> Int? {
         let body = Array(data[range])
         guard body.count >= 14, Array(body[0..<6]) == [0x45, 0x78, 0x69, 0x66, 0, 0] else { return nil }
-        let tiff = 6
+        return parseTIFF(body, at: 6)
+    }
+
+    /// The orientation from a PNG eXIf chunk body: the TIFF structure itself, with no "Exif" prefix.
+    static func parsePNGChunk(_ data: [UInt8], _ range: Range<Int>) -> Int? {
+        let body = Array(data[range])
+        guard body.count >= 8 else { return nil }
+        return parseTIFF(body, at: 0)
+    }
+
+    /// Tag 0x0112 of IFD0 of the TIFF structure starting at `tiff` in `body`.
+    private static func parseTIFF(_ body: [UInt8], at tiff: Int) -> Int? {
         let little: Bool
         switch (body[tiff], body[tiff + 1]) {
         case (0x49, 0x49): little = true

@@ -34,6 +34,11 @@ enum PNGDecoder {
     ]
 
     static func decode(_ data: [UInt8], origin: String, engine: InflateEngine = .automatic) throws -> RGBImage {
+        try decodeWithOrientation(data, origin: origin, engine: engine).image
+    }
+
+    /// The decoded image (as stored) and the EXIF orientation of its eXIf chunk (1 when absent or unreadable).
+    static func decodeWithOrientation(_ data: [UInt8], origin: String, engine: InflateEngine = .automatic) throws -> (image: RGBImage, orientation: Int) {
         func fail(_ offset: Int, _ reason: String) -> KinemaError {
             KinemaError.badFile(path: origin, location: "PNG byte \(offset)", reason: reason)
         }
@@ -44,6 +49,7 @@ enum PNGDecoder {
         var compressed: [UInt8] = []
         var sawEnd = false
         var sawData = false
+        var orientation: Int?
         while !sawEnd {
             guard position + 12 <= data.count else { throw fail(position, "truncated chunk (no IEND)") }
             let length = data[position..<(position + 4)].reduce(0) { $0 << 8 | Int($1) }
@@ -95,6 +101,9 @@ enum PNGDecoder {
                 sawData = true
             case "IEND":
                 sawEnd = true
+            case "eXIf" where orientation == nil:
+                // Like Pillow: a malformed EXIF block is ignored, never fails the decode.
+                orientation = EXIFOrientation.parsePNGChunk(data, body) ?? 1
             default:
                 // tRNS only carries alpha, which is dropped. Unknown critical chunks (upper-case first
                 // letter) cannot be skipped safely.
@@ -147,7 +156,7 @@ enum PNGDecoder {
                 offset += rowBytes + 1
             }
         }
-        return RGBImage(width: h.width, height: h.height, pixels: pixels)
+        return (RGBImage(width: h.width, height: h.height, pixels: pixels), orientation ?? 1)
     }
 
     /// Reverses one row's filter in place (§9.2). `previous` is the unfiltered row above (zeros first).

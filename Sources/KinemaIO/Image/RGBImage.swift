@@ -56,10 +56,12 @@ public enum ImageDecoder {
     }
 
     /// Decodes PNG or JPEG bytes; `origin` names the source in errors. The default orientation mode
-    /// matches diffusers' `load_image` (EXIF applied); PNG's eXIf chunk is not read (rare; not applied).
+    /// matches diffusers' `load_image` (EXIF applied: a JPEG's APP1 segment or a PNG's eXIf chunk).
     public static func decode(data: [UInt8], origin: String, orientation: ImageOrientation = .applyEXIF) throws -> RGBImage {
         switch format(of: data) {
-        case .png: return try PNGDecoder.decode(data, origin: origin)
+        case .png:
+            let (image, exif) = try PNGDecoder.decodeWithOrientation(data, origin: origin)
+            return orientation == .applyEXIF ? EXIFOrientation.apply(exif, to: image) : image
         case .jpeg:
             let (image, exif) = try JPEGDecoder.decode(data, origin: origin)
             return orientation == .applyEXIF ? EXIFOrientation.apply(exif, to: image) : image

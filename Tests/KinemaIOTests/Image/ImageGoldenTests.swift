@@ -73,6 +73,18 @@ final class ImageGoldenTests: XCTestCase {
         }
     }
 
+    func testPNGeXIfOrientationMatchesExifTranspose() throws {
+        for value in [3, 6] {
+            let path = Fixtures.path("image/png_exif\(value).png")
+            for (mode, key) in [(ImageOrientation.applyEXIF, "png_exif\(value)"), (.asStored, "png_exif\(value)_stored")] {
+                let image = try ImageDecoder.decode(path: path, orientation: mode)
+                let (tensor, pixels) = try expected(key)
+                XCTAssertEqual([image.height, image.width, 3], tensor.shape, key)
+                XCTAssertEqual(image.pixels, pixels, key)  // PNG is lossless: exact
+            }
+        }
+    }
+
     func testUnsupportedJPEGCodingIsTyped() throws {
         // Patch SOF0 into SOF3 (lossless): a typed .unsupported, not a crash or a wrong decode.
         var data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: Fixtures.path("image/jpg_444.jpg"))))
