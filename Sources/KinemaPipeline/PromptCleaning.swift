@@ -1,11 +1,16 @@
-// Prompt clean-up as diffusers' WanPipeline applies it before tokenizing (`prompt_clean`): HTML entities
-// decoded twice (Python's html.unescape, with its tables: HTMLEntityTables.swift), then every run of
-// whitespace collapsed to one space and the ends trimmed. (diffusers also runs ftfy.fix_text when ftfy is
-// installed; that mojibake repair is not reproduced here.)
+// Prompt clean-up as official Wan (wan/modules/tokenizers.py: whitespace_clean(basic_clean(text))) and
+// diffusers' WanPipeline (`prompt_clean`) apply it before tokenizing: ftfy.fix_text (TextFixing.swift;
+// diffusers runs it only when ftfy is installed), then HTML entities decoded twice (Python's html.unescape,
+// with its tables: HTMLEntityTables.swift), then every run of whitespace collapsed to one space and the
+// ends trimmed.
 
 extension WanPrompts {
-    public static func clean(_ text: String) -> String {
-        collapseWhitespace(unescapeHTML(unescapeHTML(text)))
+    /// The cleaned prompt. `ftfy: true` (the default) is official Wan's order and diffusers' with ftfy
+    /// installed; `ftfy: false` is diffusers without ftfy (html.unescape twice and whitespace only).
+    /// ftfy's mojibake repair is not reproduced (see TextFixer).
+    public static func clean(_ text: String, ftfy: Bool = true) -> String {
+        let fixed = ftfy ? TextFixer.fixText(text) : text
+        return collapseWhitespace(unescapeHTML(unescapeHTML(fixed)))
     }
 
     /// Python's `str.isspace`: Unicode White_Space plus the ASCII information separators U+001C…U+001F.
