@@ -31,6 +31,7 @@ Every expected value was computed by the pinned reference stack (diffusers
 | `clip/` | `scripts/goldens/clip_goldens.py` | tiny CLIP vision tower (transformers CLIPVisionModel) as a diffusers `image_encoder/` folder and as Wan's open-clip `.pth` (`visual.*` + ignored `textual.*`); `io.safetensors`: pixel values, taps, `hidden_states[-2]`, CLIPImageProcessor (PIL) and Wan-style preprocessing of `small.png` / `large.png`; `manifest.json` |
 >>>>>>> clip
 | `tokenizer/` | `scripts/goldens/tokenizer_goldens.py` | tiny trained SentencePiece Unigram models (`spiece.model`), their `tokenizer.json` conversions, and `cases.json`: ids from `tokenizers` and `sentencepiece` for ~220 strings |
+| `prompts/` | `scripts/goldens/prompt_goldens.py` | `prompt_clean.json`: Python's `html.unescape` and diffusers' `prompt_clean` without ftfy on ~4,800 strings; `ftfy_clean.json`: ftfy 6.3.1 `fix_text` and the official Wan clean (ftfy, `html.unescape` twice, whitespace) on ~700 strings without mojibake |
 
 Tap semantics (what each `tap.*` tensor is) are in each case's `manifest.json` (`tensors[].description`).
 """
@@ -120,6 +121,11 @@ def write() -> None:
                 "tokenizer_config.json": "transformers' T5Tokenizer config written beside tokenizer.json.",
                 "cases.json": "Input strings and, per model, the reference ids (plain, padded to 16 and 512) and decodes.",
             }.get(p.name, "Tokenizer fixture."))
+        elif r.startswith("prompts/"):
+            lines.append({
+                "prompt_clean.json": "Cases `text` → `unescaped` (html.unescape) and `cleaned` (diffusers' prompt_clean without ftfy).",
+                "ftfy_clean.json": "Cases `text` → `fixed` (ftfy.fix_text) and `cleaned` (official Wan clean); ftfy version in `versions`.",
+            }.get(p.name, "Prompt-cleaning cases."))
         elif p.suffix == ".json":
             lines.append("Description of the entries in the neighbouring safetensors file.")
         lines.append("")
