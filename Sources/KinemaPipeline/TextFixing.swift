@@ -1,5 +1,3 @@
-import Foundation
-
 /// The text repair that official Wan (`wan/modules/tokenizers.py`, basic_clean) and diffusers' WanPipeline
 /// (when ftfy is installed) run on every prompt before html.unescape: ftfy 6.3.1's `fix_text` with its
 /// default settings, step for step, except the mojibake repair family.
@@ -15,6 +13,7 @@ import Foundation
 /// "cafÃ©" → "café"); text they would change is left as it is here. fix_surrogates has nothing to do:
 /// a Swift String never holds surrogate code points (a paired surrogate already arrives as its
 /// character, which is what ftfy makes of it; a lone one cannot be represented at all).
+/// NFC uses Python 3.11's Unicode 14.0 data (NFC.swift), as the reference does.
 public enum TextFixer {
     /// ftfy's default `max_decode_length`: the longest segment fixed at once, in code points.
     public static let maxDecodeLength = 1_000_000
@@ -50,7 +49,7 @@ public enum TextFixer {
             text = unifyLineBreaks(text)
             text = removeTerminalEscapes(text)
             text = text.filter { !removedControls.contains($0.value) }
-            text = Array(String(String.UnicodeScalarView(text)).precomposedStringWithCanonicalMapping.unicodeScalars)
+            text = NFC.normalize(text)
             if text == before { return text }
         }
     }

@@ -31,7 +31,7 @@ Every expected value was computed by the pinned reference stack (diffusers
 | `clip/` | `scripts/goldens/clip_goldens.py` | tiny CLIP vision tower (transformers CLIPVisionModel) as a diffusers `image_encoder/` folder and as Wan's open-clip `.pth` (`visual.*` + ignored `textual.*`); `io.safetensors`: pixel values, taps, `hidden_states[-2]`, CLIPImageProcessor (PIL) and Wan-style preprocessing of `small.png` / `large.png`; `manifest.json` |
 >>>>>>> clip
 | `tokenizer/` | `scripts/goldens/tokenizer_goldens.py` | tiny trained SentencePiece Unigram models (`spiece.model`), their `tokenizer.json` conversions, and `cases.json`: ids from `tokenizers` and `sentencepiece` for ~220 strings |
-| `prompts/` | `scripts/goldens/prompt_goldens.py` | `prompt_clean.json`: Python's `html.unescape` and diffusers' `prompt_clean` without ftfy on ~4,800 strings; `ftfy_clean.json`: ftfy 6.3.1 `fix_text` and the official Wan clean (ftfy, `html.unescape` twice, whitespace) on ~700 strings without mojibake |
+| `prompts/` | `scripts/goldens/prompt_goldens.py` | `prompt_clean.json`: Python's `html.unescape` and diffusers' `prompt_clean` without ftfy on ~4,800 strings; `ftfy_clean.json`: ftfy 6.3.1 `fix_text` and the official Wan clean (ftfy, `html.unescape` twice, whitespace) on ~1,000 strings without mojibake |
 
 Tap semantics (what each `tap.*` tensor is) are in each case's `manifest.json` (`tensors[].description`).
 """

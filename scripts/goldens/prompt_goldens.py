@@ -113,12 +113,30 @@ def ftfy_cases(rng: random.Random) -> list[str]:
     texts += ["e\u0301", "A\u030a \u212b \u2126", "\u1100\u1161\u11a8", "q\u0307\u0323", "\u0344 \u0958",
               "n\u0303o\u0308 \u1e9b\u0323", "\u30ab\u3099 \uff76\uff9e"]
     texts += ["\U0001f600 astral \U0010fffd \U000f0000 \ue000 \ufffe \uffff \U0001ffff"]
+    # NFC: astral starters with marks, Hangul LV + T, mark reordering, singletons and exclusions.
+    texts += ["\U000e004b\u0341 tag + mark", "\U0001f600\u0301 \U0001d49c\u0308", "\uac00\u11a8 \uac38\uffa3 \u1100\u1161\u11a8",
+              "a\u0323\u0302\u0301 a\u0302\u0323 \u0958\u093c", "\u1e9b\u0323 \u2adc\u0338 \u0f73", "\u00c5\u030a \u212b\u0301"]
+    # Wan's default negative prompt (fullwidth commas).
+    texts.append("\u8272\u8c03\u8273\u4e3d\uff0c\u8fc7\u66dd\uff0c\u9759\u6001\uff0c\u7ec6\u8282\u6a21\u7cca\u4e0d\u6e05\uff0c"
+                 "\u5b57\u5e55\uff0c\u98ce\u683c\uff0c\u4f5c\u54c1\uff0c\u753b\u4f5c\uff0c\u753b\u9762\uff0c\u9759\u6b62\uff0c"
+                 "\u6574\u4f53\u53d1\u7070\uff0c\u6700\u5dee\u8d28\u91cf\uff0c\u4f4e\u8d28\u91cf\uff0cJPEG\u538b\u7f29\u6b8b\u7559")
     pieces = (list(quotes) + [chr(c) for c in chardata.LIGATURES] + [chr(c) for c in range(0xFF01, 0xFFF0, 7)]
               + ["\r\n", "\r", "\n", "\u2028", "\x85", "\x00", "\x07", "\x1b", "\x1b[31m", "\x7f", "\x9d", "\u00a0",
                  "&amp;", "&lt;", "<", "&NTILDE;", "&#x41;", "e\u0301", "\u4e1c\u4eac", "\U0001f3ac", "\ufeff", " ", "\t",
                  "word", "caf\u00e9", "\u00c3", "\u00e2\u20ac"])
     for _ in range(400):
         texts.append("".join(rng.choice(pieces) for _ in range(rng.randint(1, 14))))
+    # Random code points from the blocks the fixes and NFC touch, with some entities and escapes.
+    blocks = [(0x00, 0x80), (0x80, 0x100), (0x100, 0x250), (0x300, 0x370), (0x900, 0x980), (0x1100, 0x1200),
+              (0x2000, 0x2070), (0x3000, 0x3100), (0xAC00, 0xAC40), (0xFB00, 0xFB50), (0xFF00, 0x10000),
+              (0x1D170, 0x1D180), (0x1F300, 0x1F700), (0xE0000, 0xE0080)]
+    extras = ["&amp;", "&lt;", "<", "&#x41;", "&#59;", "&NTILDE;", "\x1b[1;2m", "\r\n", "\n", "e\u0301"]
+    for _ in range(300):
+        parts = []
+        for _ in range(rng.randint(1, 16)):
+            low, high = rng.choice(blocks)
+            parts.append(rng.choice(extras) if rng.random() < 0.2 else chr(rng.randrange(low, high)))
+        texts.append("".join(parts))
     return texts
 
 
