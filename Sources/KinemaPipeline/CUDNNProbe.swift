@@ -7,6 +7,7 @@ import KinemaNN
 // self-attention over 32,760 tokens (480×832×81), cross-attention to 512 text / 257 image tokens, and VAE
 // decoder convolutions at 480p — with plan-build time, median GPU time (CUDA events), TFLOP/s, and the
 // difference between the two outputs. One compact line per problem, printed as soon as it is measured.
+// On sm_90 the wgmma attention kernel is timed first (CUDNNProbe+WGMMA.swift).
 
 public enum CUDNNProbe {
     struct AttentionShape {
@@ -40,6 +41,9 @@ public enum CUDNNProbe {
         let gpu = try CUDABackend(ordinal: ordinal)
         let context = gpu.context
         emit("gpu \(context.name), cc \(context.computeCapability.major).\(context.computeCapability.minor)")
+        if context.architecture == "sm_90a" {
+            for shape in wgmmaShapes { emit(probeWGMMA(attention: shape, iterations: iterations, context: context)) }
+        }
         emit("cudnn \(context.cudnnDescription)")
         guard context.cudnnAvailable else { return }
         for shape in attentionShapes {
