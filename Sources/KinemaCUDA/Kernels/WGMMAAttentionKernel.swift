@@ -4,14 +4,16 @@ import KinemaCore
 // dim 128, no mask. KINEMA_ATTENTION=wgmma; built and compiled, NOT YET RUN on a GPU (see docs/PERF.md).
 //
 // Block: 2 warpgroups (256 threads) × 64 query rows = 128 query rows, sharing each 128-key tile of K and V.
-// Shared memory (from a 1024-byte aligned base; 160 KiB + 1 KiB of alignment slack):
+// Shared memory (from a 1024-byte aligned base; 224 KiB + 1 KiB of alignment slack):
 //   Q       128 rows × 128 dims                        32 KiB, loaded once
-//   stage s K 128 keys × 128 dims, V 128 keys × 128 dims 64 KiB, s = 0, 1 (double buffer)
+//   stage s K 128 keys × 128 dims, V 128 keys × 128 dims 64 KiB, s = 0, 1, 2 (tile j in stage j mod 3)
 // Every tile is stored as two "panels" of 64 dims (128 bytes per row, rows back to back), with the
 // 128-byte swizzle wgmma expects: the 16-byte chunk c (0…7) of row r sits at chunk c ^ (r mod 8). One
 // panel of R rows is R × 128 bytes; 8-row groups are 1024 bytes apart.
 //
-// Per tile j (loads of tile j+1 by cp.async overlap the math of tile j; no producer warp, no TMA yet):
+// Per tile j (cp.async loads of tile j+2 overlap the math of tile j; no producer warp, no TMA yet). One
+// block barrier per tile: after it, tile j is visible to all and every warpgroup has finished tile j−1,
+// so stage (j+2) mod 3 = (j−1) mod 3 can be refilled right away.
 //   S (64 × 128 per warpgroup) = Q·Kᵀ   wgmma m64n128k16, A = Q and B = K from shared memory, both K-major
 //                                       (contiguous along the head dim), 8 k-steps of 16 dims.
 //   online softmax in registers          exp2 domain (scale·log2 e folded in), row max/sum over the 4 lanes
@@ -37,17 +39,20 @@ import KinemaCore
 // Prediction (H100 SXM, B·H = 12, L = 32,760): 4·L²·d·H = 6.6e12 FLOP per call. Both GEMMs are issued
 // as whole 64×128×128 wgmma chains, but softmax and the MMAs of one warpgroup are serialized (no
 // intra-warpgroup pipelining, no ping-pong schedule, no producer warp): each warpgroup's tensor work
-// waits on its own exp2/max, and only the other warpgroup hides it. FA3's ablation puts such a kernel
-// near 550–600 TFLOP/s with TMA and warp specialization; with cp.async issued by the consumers themselves
-// and 2 warpgroups per SM, expect ≈ 350–450 TFLOP/s (≈ 15–19 ms per call), 3–4× the mma.sync kernel.
+// waits on its own exp2/max, and only the other warpgroup hides it (their S chains queue on the tensor
+// cores, so one's softmax overlaps the other's MMAs for part of each tile; the block barrier realigns them).
+// FA3 (d = 128) drops from 661 to 582 / 570 TFLOP/s removing its pipelining / its warp specialization alone;
+// with both gone, no ping-pong and cp.async from the consumers, expect ≈ 350–450 TFLOP/s (≈ 15–19 ms per
+// call), 3–4× the mma.sync kernel's ≈ 120.
 
 enum WGMMAAttentionKernel {
     static let headDim = 128
     static let queriesPerBlock = 128
     static let threadsPerBlock = 256
     static let keysPerTile = 128
-    /// Q (32 KiB) + 2 stages × (K + V) (64 KiB each) + 1 KiB to align the base to 1024 bytes.
-    static let sharedBytes = 32 * 1024 + 2 * 64 * 1024 + 1024
+    static let stages = 3
+    /// Q (32 KiB) + 3 stages × (K + V) (64 KiB each) + 1 KiB to align the base to 1024 bytes.
+    static let sharedBytes = 32 * 1024 + stages * 64 * 1024 + 1024
 
     /// `{%first, …, %first+count−1}` for an inline-asm register list.
     private static func registers(_ first: Int, _ count: Int) -> String {
@@ -160,6 +165,13 @@ enum WGMMAAttentionKernel {
             load_tile(stages, kbase, kl, 0, Lk, BK, PANEL_KV);
             load_tile(stages + 2 * PANEL_KV, vbase, vl, 0, Lk, BK, PANEL_KV);
             cp_async_commit();
+            // One commit group per tile index, empty past the last tile, so "all but the newest group
+            // complete" always means "tile j has landed".
+            if (BK < Lk) {
+                load_tile(stages + STAGE_BYTES, kbase, kl, BK, Lk, BK, PANEL_KV);
+                load_tile(stages + STAGE_BYTES + 2 * PANEL_KV, vbase, vl, BK, Lk, BK, PANEL_KV);
+            }
+            cp_async_commit();
 
             float o[64];
             #pragma unroll
@@ -170,19 +182,10 @@ enum WGMMAAttentionKernel {
             const int tiles = (Lk + BK - 1) / BK;
 
             for (int j = 0; j < tiles; ++j) {
-                const unsigned int ks = stages + (j & 1) * STAGE_BYTES, vs = ks + 2 * PANEL_KV;
-                if (j + 1 < tiles) {
-                    const unsigned int next = stages + ((j + 1) & 1) * STAGE_BYTES;
-                    load_tile(next, kbase, kl, (j + 1) * BK, Lk, BK, PANEL_KV);
-                    load_tile(next + 2 * PANEL_KV, vbase, vl, (j + 1) * BK, Lk, BK, PANEL_KV);
-                    cp_async_commit();
-                    cp_async_wait<1>();
-                } else {
-                    cp_async_wait<0>();
-                }
+                const unsigned int ks = stages + (j % 3) * STAGE_BYTES, vs = ks + 2 * PANEL_KV;
+                cp_async_wait<1>();  // groups so far: tiles 0 … j+1; all but the newest = tile j complete
                 asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
                 __syncthreads();
-
                 // S = Q·Kᵀ: 8 k-steps of 16 dims; 4 per 64-dim panel, 32 bytes apart inside a swizzled row.
                 float s[64];
                 #pragma unroll
@@ -197,6 +200,13 @@ enum WGMMAAttentionKernel {
                     wgmma_ss(s, a, b);
                 }
                 wgmma_commit();
+                // While the S chain runs: tile j+2 into stage (j+2) mod 3 (not the one being read).
+                if (j + 2 < tiles) {
+                    const unsigned int next = stages + ((j + 2) % 3) * STAGE_BYTES;
+                    load_tile(next, kbase, kl, (j + 2) * BK, Lk, BK, PANEL_KV);
+                    load_tile(next + 2 * PANEL_KV, vbase, vl, (j + 2) * BK, Lk, BK, PANEL_KV);
+                }
+                cp_async_commit();
                 wgmma_wait_all();
                 fence_accumulators(s);
 
@@ -248,7 +258,6 @@ enum WGMMAAttentionKernel {
                 wgmma_commit();
                 wgmma_wait_all();
                 fence_accumulators(o);
-                __syncthreads();  // every warpgroup is done with this stage before it is refilled
             }
 
             l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
