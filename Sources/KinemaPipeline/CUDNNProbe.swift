@@ -37,12 +37,17 @@ public enum CUDNNProbe {
     ]
 
     /// Runs the probe on cuda:`ordinal`, handing each output line to `emit` as it is ready.
-    public static func run(ordinal: Int = 0, iterations: Int = 5, emit: (String) -> Void) throws {
+    /// With `wgmmaOnly`, just the wgmma attention lines (nothing on GPUs other than sm_90).
+    public static func run(ordinal: Int = 0, iterations: Int = 5, wgmmaOnly: Bool = false, emit: (String) -> Void) throws {
         let gpu = try CUDABackend(ordinal: ordinal)
         let context = gpu.context
         emit("gpu \(context.name), cc \(context.computeCapability.major).\(context.computeCapability.minor)")
         if context.architecture == "sm_90a" {
             for shape in wgmmaShapes { emit(probeWGMMA(attention: shape, iterations: iterations, context: context)) }
+        }
+        if wgmmaOnly {
+            if context.architecture != "sm_90a" { emit("wgmma: needs sm_90, this GPU is \(context.architecture)") }
+            return
         }
         emit("cudnn \(context.cudnnDescription)")
         guard context.cudnnAvailable else { return }
