@@ -82,6 +82,17 @@ final class CUBLASLt: @unchecked Sendable {
         var strideA, strideB, strideD: Int
         var transposedB: Bool
         var epilogue: Epilogue
+        /// Byte alignment of our A, B and D pointers (see `alignment(of:)`).
+        var alignA, alignB, alignD: Int
+    }
+
+    /// The largest power of two ≤ 256 dividing `address`. cuBLASLt's heuristic assumes 256-byte aligned
+    /// operands unless told otherwise (CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_*_BYTES), and an algorithm chosen
+    /// under that assumption cannot run on a view that starts inside a row (a narrowed or sliced tensor).
+    static func alignment(of address: CUdeviceptr) -> Int {
+        var alignment = 256
+        while alignment > 1 && address % CUdeviceptr(alignment) != 0 { alignment /= 2 }
+        return alignment
     }
 
     /// What cuBLASLt applies to the f32 accumulator before the one rounding to D: nothing, + bias[column],
@@ -114,7 +125,8 @@ final class CUBLASLt: @unchecked Sendable {
         let key = PlanKey(
             m: m, n: n, k: k, batch: batch, a: a.dtype, b: b.dtype, d: d.dtype, lda: a.rowStride, ldb: b.rowStride,
             ldd: d.rowStride, strideA: a.batchStride, strideB: b.batchStride, strideD: d.batchStride, transposedB: transposedB,
-            epilogue: epilogue)
+            epilogue: epilogue, alignA: CUBLASLt.alignment(of: a.address), alignB: CUBLASLt.alignment(of: b.address),
+            alignD: CUBLASLt.alignment(of: d.address))
         // The bias pointer lives in the cached descriptor, so setting it and enqueueing the matmul happen
         // under one lock (cublasLtMatmul reads the descriptor when called).
         try lock.withLock { () throws in
@@ -143,6 +155,11 @@ final class CUBLASLt: @unchecked Sendable {
                 matmulCall(
                     handle, plan.operation, &alpha, b.address, plan.layoutA, a.address, plan.layoutB, &beta, d.address, plan.layoutD,
                     d.address, plan.layoutD, algo.baseAddress, CUDAContext.address(workspace), workspaceBytes, stream)
+            }
+            if status != 0 && epilogue != .none {
+                // The caller falls back to a plain GEMM and separate passes: do not try this epilogue again.
+                plans[key] = nil
+                unsupported.insert(key)
             }
             try check(status, "cublasLtMatmul (M \(m), N \(n), K \(k), batch \(batch), epilogue \(epilogue))")
         }
@@ -190,6 +207,11 @@ final class CUBLASLt: @unchecked Sendable {
         try check(preferenceCreate(&preference), "cublasLtMatmulPreferenceCreate")
         var limit = UInt64(workspaceBytes)
         try check(preferenceSet(preference, 1, &limit, 8), "MAX_WORKSPACE_BYTES")
+        // cuBLAS A is our B, cuBLAS B our A; C and D are both our D.
+        for (attribute, alignment) in [(Int32(5), key.alignB), (6, key.alignA), (7, key.alignD), (8, key.alignD)] {
+            var bytes = UInt32(alignment)
+            try check(preferenceSet(preference, attribute, &bytes, 4), "MIN_ALIGNMENT (\(attribute))")  // PREF_MIN_ALIGNMENT_{A,B,C,D}_BYTES
+        }
         var found: Int32 = 0
         let status = plan.algorithm.withUnsafeMutableBytes { result -> Int32 in
             guard let base = result.baseAddress else { return -1 }

@@ -158,20 +158,38 @@ extension CUDABackend {
                     // cuBLASLt reads the bias in D's dtype; a failure (no algorithm with this epilogue) falls
                     // back to the plain GEMM and separate passes below.
                     let biasInD = try bias.map { try cast($0, to: outType) }
-                    let fused: Bool = (try? context.profiled("cublasLt gemm+\(epilogue) \(a.dtype.rawValue)") {
+                    do {
+                        try context.profiled("cublasLt gemm+\(epilogue) \(a.dtype.rawValue)") {
+                            try blas.gemm(
+                                a: operands.a, b: operands.b, d: operands.d, m: m, n: n, k: k, batch: batch, transposedB: useTransposed,
+                                epilogue: epilogue, bias: optionalAddress(biasInD), stream: context.stream)
+                        }
+                        return out
+                    } catch {
+                        // The separate passes round D before the bias and the GELU: say so once per shape.
+                        context.warnOnce(
+                            "gemm epilogue \(epilogue) \(m)x\(n)x\(k) \(a.dtype)",
+                            "cuBLASLt \(epilogue) epilogue unavailable for M \(m) N \(n) K \(k) \(a.dtype.rawValue), using separate passes: \(error)")
+                    }
+                }
+                var done = true
+                do {
+                    try context.profiled("cublasLt gemm \(a.dtype.rawValue)") {
                         try blas.gemm(
                             a: operands.a, b: operands.b, d: operands.d, m: m, n: n, k: k, batch: batch, transposedB: useTransposed,
-                            epilogue: epilogue, bias: optionalAddress(biasInD), stream: context.stream)
-                    }) != nil
-                    if fused { return out }
+                            stream: context.stream)
+                    }
+                } catch {
+                    // e.g. no algorithm for operands this poorly aligned (a view starting inside a row): Kinema's kernel.
+                    done = false
+                    context.warnOnce(
+                        "gemm \(m)x\(n)x\(k) \(a.dtype) \(operands.a.address % 16) \(operands.b.address % 16)",
+                        "cuBLASLt GEMM failed for M \(m) N \(n) K \(k) \(a.dtype.rawValue), using Kinema's kernel: \(error)")
                 }
-                try context.profiled("cublasLt gemm \(a.dtype.rawValue)") {
-                    try blas.gemm(
-                        a: operands.a, b: operands.b, d: operands.d, m: m, n: n, k: k, batch: batch, transposedB: useTransposed,
-                        stream: context.stream)
+                if done {
+                    if let bias { try addBias(out, bias) }
+                    return activation == .geluTanh ? try unary(.geluTanh, out) : out
                 }
-                if let bias { try addBias(out, bias) }
-                return activation == .geluTanh ? try unary(.geluTanh, out) : out
             }
         }
         try launch("kinema_gemm", MatrixKernels.gemm(a.dtype, b.dtype, out: outType), grid: ((n + 15) / 16, (m + 15) / 16, batch), block: (16, 16, 1)) { arguments in

@@ -28,6 +28,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         _ name: String, _ source: String, grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int = 0,
         label: String? = nil, _ build: (inout KernelArguments) -> Void
     ) throws {
+        try LaunchLimits.check(name, grid: grid, block: block)
         let function = try context.kernels.function(name, in: source)
         if sharedBytes > 48 * 1024 {
             // Dynamic shared memory beyond 48 KiB must be allowed per function

@@ -92,16 +92,23 @@ final class CUDNNAttention: @unchecked Sendable {
         let workspace = plan.workspace > 0 ? try context.allocator.allocate(plan.workspace) : nil
         var scaleValue = scale
         try context.makeCurrent()
-        try withUnsafeMutablePointer(to: &scaleValue) { scalePointer in
-            try context.profiled("cudnn_sdpa") {
-                try api.execute(
-                    plan: plan.plan,
-                    bindings: [
-                        (ID.q, devicePointer(addresses[0])), (ID.kT, devicePointer(addresses[1])), (ID.v, devicePointer(addresses[2])),
-                        (ID.o, devicePointer(CUDAContext.address(out))), (ID.scale, UnsafeMutableRawPointer(scalePointer)),
-                    ],
-                    workspace: workspace.map { devicePointer(CUDAContext.address($0)) } ?? nil)
+        do {
+            try withUnsafeMutablePointer(to: &scaleValue) { scalePointer in
+                try context.profiled("cudnn_sdpa") {
+                    try api.execute(
+                        plan: plan.plan,
+                        bindings: [
+                            (ID.q, devicePointer(addresses[0])), (ID.kT, devicePointer(addresses[1])), (ID.v, devicePointer(addresses[2])),
+                            (ID.o, devicePointer(CUDAContext.address(out))), (ID.scale, UnsafeMutableRawPointer(scalePointer)),
+                        ],
+                        workspace: workspace.map { devicePointer(CUDAContext.address($0)) } ?? nil)
+                }
             }
+        } catch {
+            // A plan that finalized but cannot execute is remembered as a failure, so later calls of this
+            // shape go straight to the fallback instead of failing (and being retried) every time.
+            lock.withLock { plans[key] = .failure(error) }
+            throw error
         }
         withExtendedLifetime(workspace) {}
         return out

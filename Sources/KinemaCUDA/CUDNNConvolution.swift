@@ -76,7 +76,12 @@ final class CUDNNConvolution: @unchecked Sendable {
                 &beta, plan.y, devicePointer(CUDAContext.address(y)))
         }
         withExtendedLifetime(workspace) {}
-        try api.check(status, "cudnnConvolutionForward(\(x.shape) * \(w.shape), algo \(plan.algorithm))")
+        do {
+            try api.check(status, "cudnnConvolutionForward(\(x.shape) * \(w.shape), algo \(plan.algorithm))")
+        } catch {
+            lock.withLock { plans[key] = .failure(error) }  // later calls of this problem go straight to the fallback
+            throw error
+        }
     }
 
     /// The cached problems and their algorithms, for diagnostics.
@@ -123,20 +128,35 @@ final class CUDNNConvolution: @unchecked Sendable {
     private func build(_ key: Key, dtype: Int32, x: Tensor, w: Tensor, y: Tensor, context: CUDAContext) throws -> Plan {
         let plan = try descriptors(key, dtype: dtype, outputShape: y.shape)
 
-        // Results: cudnnConvolutionFwdAlgoPerf_t, 48 bytes: algo i32 @0, status i32 @4, time f32 @8, memory size_t @16.
+        // Results: cudnnConvolutionFwdAlgoPerf_t, 48 bytes: algo i32 @0, status i32 @4, time f32 @8, memory size_t @16,
+        // determinism i32 @24, mathType i32 @28.
         let requested: Int32 = 8
         var results = [UInt8](repeating: 0, count: 48 * Int(requested))
         var returned: Int32 = 0
-        func candidates() -> [(algo: Int32, time: Float, memory: Int)] {
+        func candidates() -> [(algo: Int32, time: Float, memory: Int, math: Int32)] {
             results.withUnsafeBytes { raw in
                 (0..<Int(returned)).compactMap { i in
                     let base = i * 48
                     let status = raw.load(fromByteOffset: base + 4, as: Int32.self)
                     guard status == 0 else { return nil }
                     return (raw.load(fromByteOffset: base, as: Int32.self), raw.load(fromByteOffset: base + 8, as: Float.self),
-                            raw.load(fromByteOffset: base + 16, as: Int.self))
+                            raw.load(fromByteOffset: base + 16, as: Int.self), raw.load(fromByteOffset: base + 28, as: Int32.self))
                 }
             }
+        }
+        // A result was measured with its own math type, which the descriptor must carry when the algorithm
+        // runs (its kernels and workspace depend on it). f32 keeps FMA math whatever was measured (no TF32).
+        // The workspace is asked again for the descriptor as it will run. False: the candidate cannot be used.
+        func adopt(algo: Int32, math: Int32, limit: Int) -> Bool {
+            if key.dtype != .f32, legacy.setMathType(plan.conv, math) != 0 { return false }
+            var size = 0
+            guard legacy.workspaceSize(api.handle, plan.x, plan.w, plan.conv, plan.y, algo, &size) == 0, size <= limit else {
+                if key.dtype != .f32 { _ = legacy.setMathType(plan.conv, 1) }  // back to tensor-op math
+                return false
+            }
+            plan.algorithm = algo
+            plan.workspace = size
+            return true
         }
         // f32 keeps to the GEMM-like algorithms (implicit / precomputed implicit / explicit GEMM, direct):
         // FFT and Winograd transforms add rounding error that f32 callers (reference checks) do not expect.
@@ -155,9 +175,8 @@ final class CUDNNConvolution: @unchecked Sendable {
                     "cudnnFindConvolutionForwardAlgorithmEx")
             }
             withExtendedLifetime(scratch) {}
-            if let best = candidates().first(where: { $0.memory <= limit && allowed($0.algo) }) {
-                plan.algorithm = best.algo
-                plan.workspace = best.memory
+            if let best = candidates().first(where: { $0.memory <= limit && allowed($0.algo) && adopt(algo: $0.algo, math: $0.math, limit: limit) }) {
+                plan.workspace = max(plan.workspace, best.memory)
                 plan.measuredMilliseconds = best.time
                 plan.chosenBy = "timed"
                 return plan
@@ -172,12 +191,7 @@ final class CUDNNConvolution: @unchecked Sendable {
                 "cudnnGetConvolutionForwardAlgorithm_v7")
         }
         for candidate in candidates() where allowed(candidate.algo) {
-            var size = 0
-            guard legacy.workspaceSize(api.handle, plan.x, plan.w, plan.conv, plan.y, candidate.algo, &size) == 0,
-                size <= CUDNNConvolution.workspaceLimit
-            else { continue }
-            plan.algorithm = candidate.algo
-            plan.workspace = size
+            guard adopt(algo: candidate.algo, math: candidate.math, limit: CUDNNConvolution.workspaceLimit) else { continue }
             plan.chosenBy = "heuristic" + (findError.map { " after find failed: \($0)" } ?? "")
             return plan
         }

@@ -37,7 +37,7 @@ final class PinnedStaging: @unchecked Sendable {
     /// copies directly from pageable memory).
     private func prepare() -> Bool {
         if buffers.count == 2 { return true }
-        for _ in 0..<2 {
+        while buffers.count < 2 {
             var pointer: UnsafeMutableRawPointer?
             var event: CUhandle?
             guard driver.cuMemAllocHost(&pointer, PinnedStaging.chunkBytes) == 0, let pointer else { return false }
@@ -45,6 +45,8 @@ final class PinnedStaging: @unchecked Sendable {
                 _ = driver.cuMemFreeHost(pointer)
                 return false
             }
+            // A buffer made before a failed second allocation is kept: the next call completes the pair
+            // instead of allocating two more.
             buffers.append(pointer)
             events.append(event)
             pending.append(false)

@@ -39,10 +39,10 @@ public struct LightX2VConfig: Sendable {
             }
             return number.doubleValue
         }
-        func integer(_ key: String) throws -> Int? {
+        func integer(_ key: String, limit: Double = 1e9) throws -> Int? {
             guard let value = try number(key) else { return nil }
-            guard value.rounded() == value, abs(value) < 1e9 else {
-                throw KinemaError.badFile(path: origin, location: key, reason: "expected an integer, found \(value)")
+            guard value.rounded() == value, abs(value) < limit else {
+                throw KinemaError.badFile(path: origin, location: key, reason: "expected an integer below \(limit) in magnitude, found \(value)")
             }
             return Int(value)
         }
@@ -65,7 +65,8 @@ public struct LightX2VConfig: Sendable {
             }
             config.denoisingSteps = list.map(\.intValue)
         }
-        config.seed = try integer("seed").map { UInt64(truncatingIfNeeded: $0) }
+        // Seeds are often above 1e9; every integer up to 2^53 survives JSON's double.
+        config.seed = try integer("seed", limit: 0x20_0000_0000_0000).map { UInt64(truncatingIfNeeded: $0) }
         config.fps = try integer("fps")
         config.negativePrompt = dict["negative_prompt"] as? String
         return config

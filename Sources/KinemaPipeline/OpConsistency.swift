@@ -108,6 +108,11 @@ enum OpConsistency {
                 let rows = try b.upload(activations).narrowed(axis: 2, start: 0, length: 95)
                 return try b.linear(rows, weight: try b.upload(w).narrowed(axis: 1, start: 0, length: 95), bias: nil, activation: .geluTanh)
             })
+            cases.append(Case(name: "linear+bias on views starting one element into the row \(tag)", tolerance: tol) { b in
+                // Operand addresses only element-aligned: cuBLASLt must be told (or Kinema's kernel runs it).
+                let rows = try b.upload(activations).narrowed(axis: 2, start: 1, length: 95)
+                return try b.linear(rows, weight: try b.upload(w).narrowed(axis: 1, start: 1, length: 95), bias: try b.upload(wb))
+            })
             cases.append(Case(name: "linear Wan FFN + GELU-tanh [300,1536]·[8960,1536]ᵀ+b \(tag)", tolerance: tol) { b in
                 try b.linear(try b.upload(wide), weight: try b.upload(ffn), bias: try b.upload(ffnBias), activation: .geluTanh)
             })

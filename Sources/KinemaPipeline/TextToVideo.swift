@@ -28,13 +28,19 @@ public struct GenerationSettings: Sendable, Equatable {
     /// Latent grid: 16 channels, (frames − 1)/4 + 1 frames, height/8 × width/8.
     public var latentShape: [Int] { [1, 16, (frames - 1) / 4 + 1, height / 8, width / 8] }
 
+    /// Upper bounds that keep every size product (pixels, latents, tokens, attention) far from Int overflow;
+    /// far above what Wan2.1 was trained for (81 frames, 1280×720).
+    public static let maximumFrames = 4097
+    public static let maximumSide = 8192
+
     /// Checks the settings without touching any model file.
     public func validate() throws {
-        guard frames >= 1, (frames - 1) % 4 == 0 else {
-            throw KinemaError.invalidArgument("frames must be 4k + 1 (1, 5, …, 81), got \(frames)")
+        guard frames >= 1, frames <= Self.maximumFrames, (frames - 1) % 4 == 0 else {
+            throw KinemaError.invalidArgument("frames must be 4k + 1 (1, 5, …, 81) and at most \(Self.maximumFrames), got \(frames)")
         }
-        guard height >= 16, width >= 16, height % 16 == 0, width % 16 == 0 else {
-            throw KinemaError.invalidArgument("height and width must be positive multiples of 16, got \(height)×\(width)")
+        guard height >= 16, width >= 16, height % 16 == 0, width % 16 == 0, height <= Self.maximumSide, width <= Self.maximumSide else {
+            throw KinemaError.invalidArgument(
+                "height and width must be multiples of 16 from 16 to \(Self.maximumSide), got \(height)×\(width)")
         }
         guard guidance.isFinite, guidance >= 0 else {
             throw KinemaError.invalidArgument("guidance must be a finite number ≥ 0, got \(guidance)")

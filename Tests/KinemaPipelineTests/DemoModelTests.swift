@@ -21,7 +21,7 @@ final class DemoModelTests: XCTestCase {
 
     func makeDemoFolder(_ path: String) throws {
         try FileManager.default.createDirectory(atPath: path + "/distill", withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: path + "/model_index.json", contents: Data("{}".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path + "/model_index.json", contents: Data("{}".utf8)))
     }
 
     func testFoundInTheSourceTreeAboveTheBuildFolder() throws {

@@ -23,7 +23,7 @@ from _common import FIXTURES, check_versions, rel, set_determinism  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", choices=["dit", "ops", "convert", "vae", "umt5", "schedulers", "video", "tokenizer", "pipeline", "image", "clip", "i2v", "demo_world"], help="generate only one fixture family")
+    ap.add_argument("--only", choices=["dit", "ops", "convert", "vae", "umt5", "schedulers", "video", "tokenizer", "pipeline", "image", "clip", "i2v", "demo_world", "prompts"], help="generate only one fixture family")
     args = ap.parse_args()
 
     versions = check_versions()
@@ -74,6 +74,9 @@ def main() -> int:
     if args.only in (None, "demo_world"):
         import demo_world_goldens
         lines += demo_world_goldens.run(versions)
+    if args.only in (None, "prompts"):
+        import prompt_goldens
+        lines += prompt_goldens.run(versions)
 
     import fixtures_readme
 

@@ -7,7 +7,9 @@ import KinemaCore
 
 enum FusedKernels {
     /// Elements (or pairs) each thread keeps in registers; the host picks blockDim so that
-    /// blockDim · perThread covers the row, which bounds the row at 1024 · perThread.
+    /// blockDim · perThread covers the row, which bounds the row at 1024 · perThread. The kernels are
+    /// declared __launch_bounds__(1024) so that ptxas keeps them within 64 registers a thread: without
+    /// it a 1024-thread block (rows near 8192) could fail with CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES.
     static let valuesPerThread = 8
     static let pairsPerThread = 4
 
@@ -20,7 +22,7 @@ enum FusedKernels {
         #define VPT \(valuesPerThread)
         """ + #"""
 
-        extern "C" __global__ void kinema_modulated_layer_norm(
+        extern "C" __global__ void __launch_bounds__(1024) kinema_modulated_layer_norm(
             const X_T* x, O_T* out, int L, int D, const float* w, const float* b,
             const float* shift, long long shiftStride, const float* scale, long long scaleStride, float eps) {
             __shared__ float scratch[32];
@@ -72,7 +74,7 @@ enum FusedKernels {
         #define VPT \(valuesPerThread)
         """ + #"""
 
-        extern "C" __global__ void kinema_gated_residual(
+        extern "C" __global__ void __launch_bounds__(1024) kinema_gated_residual(
             const X_T* x, const Y_T* y, X_T* out, int L, int D, const float* gate, long long gateStride) {
             const long long base = (long long)blockIdx.x * D;
             const float* g = gate ? gate + ((long long)blockIdx.x / L) * gateStride : 0;
@@ -102,7 +104,7 @@ enum FusedKernels {
         #define PPT \(pairsPerThread)
         """ + #"""
 
-        extern "C" __global__ void kinema_rms_norm_rope(
+        extern "C" __global__ void __launch_bounds__(1024) kinema_rms_norm_rope(
             const T_T* x, long long strideB, long long strideL, T_T* out, int L, int D, int half,
             const float* w, const float* cs, const float* sn, float eps) {
             __shared__ float scratch[32];

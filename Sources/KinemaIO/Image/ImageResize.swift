@@ -51,24 +51,25 @@ public enum ResampleFilter: String, Sendable, CaseIterable {
     }
 }
 
-/// Fixed-point weights of one resampling pass along one axis: for every output index, the first input
-/// index it reads and its integer weights (22 fractional bits).
+/// Fixed-point weights of one resampling pass along one axis: for every output index in `outputs` (entry i
+/// for index outputs.lowerBound + i), the first input index it reads and its integer weights (22 fractional bits).
 struct ResampleWeights {
     static let precisionBits = 22
     let first: [Int]
     let weights: [[Int32]]
 
-    init(inputSize: Int, outputSize: Int, filter: ResampleFilter) {
+    init(inputSize: Int, outputSize: Int, filter: ResampleFilter, outputs: Range<Int>? = nil) {
+        let outputs = outputs ?? 0..<outputSize
         let scale = Double(inputSize) / Double(outputSize)
         let filterScale = max(scale, 1)
         let support = filter.support * filterScale
         let inverseScale = 1 / filterScale
         var first: [Int] = []
         var weights: [[Int32]] = []
-        first.reserveCapacity(outputSize)
-        weights.reserveCapacity(outputSize)
+        first.reserveCapacity(outputs.count)
+        weights.reserveCapacity(outputs.count)
         let one = Double(1 << Self.precisionBits)
-        for out in 0..<outputSize {
+        for out in outputs {
             let center = (Double(out) + 0.5) * scale
             // Truncation toward zero, then clamped to the image (as Pillow's (int) casts).
             let lo = max(0, Int(center - support + 0.5))
@@ -104,47 +105,81 @@ struct ResampleWeights {
 }
 
 extension RGBImage {
+    /// The largest image `resized` makes.
+    public static let maximumResizedPixels = 1 << 28
+
     /// This image resampled to `width` × `height` (aspect ratio not kept), as Pillow's
     /// `Image.resize((width, height), filter)` computes it for an RGB image.
     public func resized(width newWidth: Int, height newHeight: Int, filter: ResampleFilter = .bicubic) throws -> RGBImage {
-        guard newWidth > 0, newHeight > 0, newWidth <= 1 << 15, newHeight <= 1 << 15 else {
-            throw KinemaError.invalidArgument("cannot resize an image to \(newWidth)×\(newHeight)")
+        try resized(width: newWidth, height: newHeight, filter: filter, columns: 0..<newWidth, rows: 0..<newHeight)
+    }
+
+    /// `resized(width:height:filter:)` cropped to `columns` × `rows` of the resized image, computing only the
+    /// kept samples (each output of a pass depends only on its own index), so that cropping a very large
+    /// resize (CLIP's shortest-edge resize of a long, thin frame: 16×8192 → 224×114688) costs only the crop.
+    public func resized(
+        width newWidth: Int, height newHeight: Int, filter: ResampleFilter = .bicubic, columns: Range<Int>, rows: Range<Int>
+    ) throws -> RGBImage {
+        guard newWidth > 0, newHeight > 0, newWidth <= 1 << 24, newHeight <= 1 << 24, !columns.isEmpty, !rows.isEmpty,
+            columns.lowerBound >= 0, columns.upperBound <= newWidth, rows.lowerBound >= 0, rows.upperBound <= newHeight,
+            columns.count * rows.count <= Self.maximumResizedPixels
+        else {
+            throw KinemaError.invalidArgument(
+                "cannot resize an image to \(newWidth)×\(newHeight) keeping columns \(columns), rows \(rows) "
+                    + "(sides up to 2^24, at most 2^28 pixels kept)")
         }
         guard width > 0, height > 0, pixels.count == width * height * 3 else {
             throw KinemaError.invalidArgument("cannot resize an empty or malformed \(width)×\(height) image")
         }
-        if newWidth == width && newHeight == height { return self }
+        if newWidth == width && newHeight == height && columns.count == width && rows.count == height { return self }
         let verticalFirst = newHeight < height && newWidth > width
         var current = self
-        if verticalFirst { current = try current.resampledVertically(to: newHeight, filter: filter) }
-        if newWidth != width { current = try current.resampledHorizontally(to: newWidth, filter: filter) }
-        if !verticalFirst && newHeight != height { current = try current.resampledVertically(to: newHeight, filter: filter) }
+        if verticalFirst { current = current.resampledVertically(to: newHeight, rows: rows, filter: filter) }
+        current = newWidth != width
+            ? current.resampledHorizontally(to: newWidth, columns: columns, filter: filter)
+            : current.cropped(columns: columns, rows: 0..<current.height)
+        if !verticalFirst {
+            current = newHeight != height
+                ? current.resampledVertically(to: newHeight, rows: rows, filter: filter)
+                : current.cropped(columns: 0..<current.width, rows: rows)
+        }
         return current
     }
 
-    /// One pass along x: width → `newWidth`, same height.
-    func resampledHorizontally(to newWidth: Int, filter: ResampleFilter) throws -> RGBImage {
-        let table = ResampleWeights(inputSize: width, outputSize: newWidth, filter: filter)
-        var out = [UInt8](repeating: 0, count: newWidth * height * 3)
+    /// The pixels in `columns` × `rows` (both within the image).
+    func cropped(columns: Range<Int>, rows: Range<Int>) -> RGBImage {
+        if columns == 0..<width && rows == 0..<height { return self }
+        var out: [UInt8] = []
+        out.reserveCapacity(columns.count * rows.count * 3)
+        for y in rows { out += pixels[((y * width + columns.lowerBound) * 3)..<((y * width + columns.upperBound) * 3)] }
+        return RGBImage(width: columns.count, height: rows.count, pixels: out)
+    }
+
+    /// One pass along x: width → `newWidth`, keeping output columns `columns`, same height.
+    func resampledHorizontally(to newWidth: Int, columns: Range<Int>, filter: ResampleFilter) -> RGBImage {
+        let table = ResampleWeights(inputSize: width, outputSize: newWidth, filter: filter, outputs: columns)
+        let kept = columns.count
+        var out = [UInt8](repeating: 0, count: kept * height * 3)
         pixels.withUnsafeBufferPointer { src in
             for y in 0..<height {
                 let row = y * width * 3
-                for x in 0..<newWidth {
+                for x in 0..<kept {
                     for c in 0..<3 {
-                        out[(y * newWidth + x) * 3 + c] = table.apply(x) { src[row + $0 * 3 + c] }
+                        out[(y * kept + x) * 3 + c] = table.apply(x) { src[row + $0 * 3 + c] }
                     }
                 }
             }
         }
-        return RGBImage(width: newWidth, height: height, pixels: out)
+        return RGBImage(width: kept, height: height, pixels: out)
     }
 
-    /// One pass along y: height → `newHeight`, same width.
-    func resampledVertically(to newHeight: Int, filter: ResampleFilter) throws -> RGBImage {
-        let table = ResampleWeights(inputSize: height, outputSize: newHeight, filter: filter)
-        var out = [UInt8](repeating: 0, count: width * newHeight * 3)
+    /// One pass along y: height → `newHeight`, keeping output rows `rows`, same width.
+    func resampledVertically(to newHeight: Int, rows: Range<Int>, filter: ResampleFilter) -> RGBImage {
+        let table = ResampleWeights(inputSize: height, outputSize: newHeight, filter: filter, outputs: rows)
+        let kept = rows.count
+        var out = [UInt8](repeating: 0, count: width * kept * 3)
         pixels.withUnsafeBufferPointer { src in
-            for y in 0..<newHeight {
+            for y in 0..<kept {
                 for x in 0..<width {
                     for c in 0..<3 {
                         out[(y * width + x) * 3 + c] = table.apply(y) { src[($0 * width + x) * 3 + c] }
@@ -152,6 +187,6 @@ extension RGBImage {
                 }
             }
         }
-        return RGBImage(width: width, height: newHeight, pixels: out)
+        return RGBImage(width: width, height: kept, pixels: out)
     }
 }

@@ -60,17 +60,19 @@ public enum CLIPImagePreprocessing {
     /// transformers' rescale) → `(x − mean) / std` in f32.
     static func processorPixelValues(_ image: RGBImage, size: Int) throws -> Tensor {
         let target = shortestEdgeSize(width: image.width, height: image.height, size: size)
-        let resized = try image.resized(width: target.width, height: target.height, filter: .bicubic)
         // transformers center_crop: top = (h − crop) // 2, left = (w − crop) // 2 (never out of bounds here:
-        // both sides are ≥ size after the resize).
-        let top = (resized.height - size) / 2
-        let left = (resized.width - size) / 2
+        // both sides are ≥ size after the resize). Only the cropped square is resampled, which gives the same
+        // bytes (each resampled sample depends only on its own position) without the full long side.
+        let top = (target.height - size) / 2
+        let left = (target.width - size) / 2
+        let crop = try image.resized(
+            width: target.width, height: target.height, filter: .bicubic, columns: left..<(left + size), rows: top..<(top + size))
         var values = [Float](repeating: 0, count: 3 * size * size)
         for channel in 0..<3 {
             let (mean, std) = (mean[channel], std[channel])
             for y in 0..<size {
                 for x in 0..<size {
-                    let byte = resized.pixels[((top + y) * resized.width + left + x) * 3 + channel]
+                    let byte = crop.pixels[(y * size + x) * 3 + channel]
                     let rescaled = Float(Double(byte) * (1.0 / 255.0))
                     values[(channel * size + y) * size + x] = (rescaled - mean) / std
                 }

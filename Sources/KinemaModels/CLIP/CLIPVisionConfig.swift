@@ -58,8 +58,9 @@ public struct CLIPVisionConfig: Equatable, Sendable {
 
     func validate(origin: String = "CLIP vision config") throws {
         let sizes = [imageSize, patchSize, numChannels, hiddenSize, intermediateSize, numLayers, numHeads]
-        guard sizes.allSatisfy({ $0 > 0 }) else {
-            throw KinemaError.invalidArgument("\(origin): every size must be positive (\(self))")
+        // The upper bounds keep shape products (tokens², width × MLP width) far from Int overflow.
+        guard sizes.allSatisfy({ $0 > 0 && $0 <= 1 << 20 }), imageSize <= 1 << 15 else {
+            throw KinemaError.invalidArgument("\(origin): every size must be from 1 to 2^20, image_size at most 32768 (\(self))")
         }
         guard imageSize % patchSize == 0 else {
             throw KinemaError.invalidArgument("\(origin): image size \(imageSize) is not a multiple of patch size \(patchSize)")

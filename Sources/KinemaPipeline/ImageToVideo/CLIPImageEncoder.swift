@@ -60,8 +60,13 @@ public final class WanCLIPImageEncoder: WanImageEncoder {
         if let resample = number(object["resample"]), resample != 3 {
             throw KinemaError.unsupported("\(origin): resample \(resample); only bicubic (3) is supported")
         }
-        if let crop = object["do_center_crop"] as? Bool, !crop {
-            throw KinemaError.unsupported("\(origin): do_center_crop false is not supported")
+        for key in ["do_resize", "do_center_crop", "do_rescale", "do_normalize"] {
+            if let flag = object[key] as? Bool, !flag {
+                throw KinemaError.unsupported("\(origin): \(key) false is not supported (the CLIP preprocessing always does it)")
+            }
+        }
+        if let factor = (object["rescale_factor"] as? NSNumber)?.doubleValue, abs(factor * 255 - 1) > 1e-9 {
+            throw KinemaError.unsupported("\(origin): rescale_factor \(factor); only 1/255 is supported")
         }
         return shortest
     }
@@ -74,10 +79,25 @@ extension WanModelFolder {
             let expected = layout == .diffusers ? "image_encoder/model.safetensors" : WanModelFolder.originalCLIPFile
             throw KinemaError.io(path: path, reason: "this image-to-video model folder has no CLIP image encoder (looked for \(expected))")
         }
+        let setup = try imageEncoderSetup()
         let encoder = try CLIPVisionEncoder.load(
-            from: try Checkpoints.open(imageEncoderWeights), configJSON: try WanModelFolder.json(imageEncoderConfig), backend: backend,
-            precision: precision)
-        let size = try WanModelFolder.json(imageProcessorConfig).map { try WanCLIPImageEncoder.processorSize(json: $0.data, origin: $0.origin) }
-        return try WanCLIPImageEncoder(encoder: encoder, mode: .clipImageProcessor, size: size)
+            from: try Checkpoints.open(imageEncoderWeights), config: setup.config, backend: backend, precision: precision)
+        return try WanCLIPImageEncoder(encoder: encoder, mode: .clipImageProcessor, size: setup.size)
+    }
+
+    /// The CLIP encoder's configuration (image_encoder/config.json; the ViT-H/14 preset for original folders,
+    /// which have none) and the square input size (image_processor/preprocessor_config.json, else the
+    /// encoder's), read and checked from the small JSON files alone so that a bad file is reported before
+    /// any weights are loaded.
+    public func imageEncoderSetup() throws -> (config: CLIPVisionConfig, size: Int) {
+        let config = try WanModelFolder.json(imageEncoderConfig).map { try CLIPVisionConfig(json: $0.data, origin: $0.origin) } ?? .vitH14
+        guard let processor = try WanModelFolder.json(imageProcessorConfig) else { return (config, config.imageSize) }
+        let size = try WanCLIPImageEncoder.processorSize(json: processor.data, origin: processor.origin)
+        guard size == config.imageSize else {
+            throw KinemaError.unsupported(
+                "\(processor.origin) asks for \(size)×\(size) CLIP input but the image encoder's image_size is \(config.imageSize) "
+                    + "(\(imageEncoderConfig ?? "ViT-H/14 preset")); the two files must agree")
+        }
+        return (config, size)
     }
 }

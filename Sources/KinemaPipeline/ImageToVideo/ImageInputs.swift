@@ -34,10 +34,17 @@ public enum ImageInputs {
         let task = try folder.task()
         try task.check(hasImage: imagePath != nil, hasLastImage: lastImagePath != nil)
         guard let imagePath else { return nil }
+        // The target area's sides are bounded here, so width × height cannot overflow.
+        try settings.validate()
+        if lastImagePath != nil && settings.frames < 5 {
+            throw KinemaError.invalidArgument(
+                "first-last-frame-to-video needs at least 5 frames (the last image is the last of them), got \(settings.frames)")
+        }
         if folder.imageEncoderWeights == nil {
             let expected = folder.layout == .diffusers ? "image_encoder/model.safetensors" : WanModelFolder.originalCLIPFile
             throw KinemaError.io(path: folder.path, reason: "this \(task.description) model folder has no CLIP image encoder (looked for \(expected))")
         }
+        _ = try folder.imageEncoderSetup()
         let first = try ImageDecoder.decode(path: imagePath)
         let last = try lastImagePath.map { try ImageDecoder.decode(path: $0) }
         let size = try WanVideoSize.target(

@@ -24,8 +24,10 @@ public enum WanVideoSize {
         guard imageWidth > 0, imageHeight > 0 else {
             throw KinemaError.invalidArgument("image size \(imageWidth)×\(imageHeight) is empty")
         }
-        guard area >= multiple * multiple else {
-            throw KinemaError.invalidArgument("target area \(area) is below one \(multiple)×\(multiple) tile")
+        let maximumSide = GenerationSettings.maximumSide
+        guard area >= multiple * multiple, area <= maximumSide * maximumSide else {
+            throw KinemaError.invalidArgument(
+                "target area \(area) is outside \(multiple)×\(multiple) … \(maximumSide)×\(maximumSide) pixels")
         }
         let ratio = Double(imageHeight) / Double(imageWidth)
         let tallSide = (Double(area) * ratio).squareRoot()
@@ -42,10 +44,11 @@ public enum WanVideoSize {
             height = Int(((tallSide / stride).rounded(.down) / patch).rounded(.down) * patch * stride)
             width = Int(((wideSide / stride).rounded(.down) / patch).rounded(.down) * patch * stride)
         }
-        guard width >= multiple, height >= multiple else {
+        guard width >= multiple, height >= multiple, width <= maximumSide, height <= maximumSide else {
             throw KinemaError.invalidArgument(
                 "a \(imageWidth)×\(imageHeight) image at an area of \(area) pixels gives a \(width)×\(height) video; "
-                    + "its aspect ratio is too extreme for this area (each side must be at least \(multiple))")
+                    + "its aspect ratio is too extreme for this area (each side must be from \(multiple) to \(maximumSide)): "
+                    + "crop the image or change --height × --width")
         }
         return (width, height)
     }
