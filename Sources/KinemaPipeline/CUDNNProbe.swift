@@ -43,6 +43,7 @@ public enum CUDNNProbe {
         let context = gpu.context
         emit("gpu \(context.name), cc \(context.computeCapability.major).\(context.computeCapability.minor)")
         if context.architecture == "sm_90a" {
+            emit(wgmmaDiagnostics(context: context))
             for shape in wgmmaShapes { emit(probeWGMMA(attention: shape, iterations: iterations, context: context)) }
         }
         if wgmmaOnly {

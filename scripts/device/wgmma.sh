@@ -11,6 +11,10 @@
 #     that says "the wgmma kernel did not run" means the selection fell back (see the warning in the log).
 #     A launch error (CUDA_ERROR_ILLEGAL_ADDRESS / MISALIGNED_ADDRESS) or NaN points at the descriptors,
 #     swizzle or cp.async addressing; a rel-L2 ≈ 1 with finite numbers at a wrong LBO/SBO or swizzle.
+#   - probe "wgmma diagnostics" line (before the timings): tile 0's S = Q·Kᵀ max|Δ| should be ~1e-6 of
+#     max|S| (f32 accumulation of the same bf16 products) and the one-hot P·V max|Δ| exactly 0. A bad S
+#     points at the Q/K descriptors, 32-byte k-steps or the cp.async swizzle; a good S with a bad P·V at
+#     V's MN-major descriptor (LBO/SBO), the transpose flag or the register-A packing of P.
 #   - probe "wgmma sdpa" lines: wgmma ms and TFLOP/s (prediction ≈ 350–450 TFLOP/s self-attention, mma.sync
 #     ≈ 120) and max|Δ| vs mma.sync of bf16 size (≲ 1e-2, rel-L2 ≲ 5e-3).
 set -uo pipefail

@@ -143,11 +143,13 @@ enum WGMMAAttentionKernel {
         // q [B,H,Lq,128], k/v [B,H,Lk,128] bf16 with (b, h, l) strides in elements, unit last stride, rows
         // 16-byte aligned; out [B,Lq,H,128] contiguous (returned as a [B,H,Lq,128] view).
         // grid: (ceil(Lq / 128), B·H); block: 256 threads; dynamic shared memory WGMMAAttentionKernel.sharedBytes.
-        extern "C" __global__ void __launch_bounds__(256, 1) kinema_flash_attention_wgmma(
+        // MODE 0: attention. MODE 1 and 2 are diagnostics (see kinema_flash_attention_wgmma_debug).
+        template <int MODE>
+        __device__ __forceinline__ void wgmma_attention(
                 const unsigned short* q, long long qb, long long qh, long long ql,
                 const unsigned short* k, long long kb, long long kh, long long kl,
                 const unsigned short* v, long long vb, long long vh, long long vl,
-                unsigned short* out, int H, int Lq, int Lk, float scale_log2) {
+                unsigned short* out, int H, int Lq, int Lk, float scale_log2, float* debug) {
             extern __shared__ unsigned char shared_raw[];
             const unsigned int base = (shared_address(shared_raw) + 1023u) & ~1023u;
             const unsigned int qs = base;
@@ -157,6 +159,7 @@ enum WGMMAAttentionKernel {
             const int g = lane >> 2, t = lane & 3;
             const int bh = blockIdx.y, bz = bh / H, h = bh % H;
             const int q0 = blockIdx.x * BQ;
+            const int r0 = q0 + warpgroup * 64 + warp * 16 + g, r1 = r0 + 8;  // this thread's two query rows
             const unsigned short* qbase = q + bz * qb + h * qh;
             const unsigned short* kbase = k + bz * kb + h * kh;
             const unsigned short* vbase = v + bz * vb + h * vh;
@@ -209,6 +212,15 @@ enum WGMMAAttentionKernel {
                 cp_async_commit();
                 wgmma_wait_all();
                 fence_accumulators(s);
+                if constexpr (MODE == 1) {  // diagnostics: tile 0's raw scores, f32 [B·H, Lq, 128]
+                    #pragma unroll
+                    for (int i = 0; i < 64; ++i) {
+                        int row = (i & 2) ? r1 : r0, col = 8 * (i >> 2) + 2 * t + (i & 1);
+                        if (row < Lq) debug[((long long)bh * Lq + row) * BK + col] = s[i];
+                    }
+                    cp_async_wait<0>();
+                    return;
+                }
 
                 // Online softmax. Register 4i + jj: row g (jj < 2) or g + 8, key j·BK + 8i + 2t + (jj & 1).
                 const int key0 = j * BK;
@@ -241,6 +253,14 @@ enum WGMMAAttentionKernel {
                     p[2 * i] = wg_pack_bf16(e0, e1);      // row g
                     p[2 * i + 1] = wg_pack_bf16(e2, e3);  // row g + 8
                 }
+                if constexpr (MODE == 2) {  // diagnostics: one-hot P, row r takes key r mod 128 of tile 0
+                    #pragma unroll
+                    for (int i = 0; i < 16; ++i) {
+                        int key = 8 * i + 2 * t;
+                        p[2 * i] = wg_pack_bf16(key == r0 - q0 ? 1.0f : 0.0f, key + 1 == r0 - q0 ? 1.0f : 0.0f);
+                        p[2 * i + 1] = wg_pack_bf16(key == r1 - q0 ? 1.0f : 0.0f, key + 1 == r1 - q0 ? 1.0f : 0.0f);
+                    }
+                }
                 l0 = l0 * c0 + sum0;  // per-lane partial sums; reduced across the quad at the end
                 l1 = l1 * c1 + sum1;
                 #pragma unroll
@@ -258,6 +278,15 @@ enum WGMMAAttentionKernel {
                 wgmma_commit();
                 wgmma_wait_all();
                 fence_accumulators(o);
+                if constexpr (MODE == 2) {  // diagnostics: O after tile 0 (unnormalized), f32 [B·H, Lq, 128]
+                    #pragma unroll
+                    for (int i = 0; i < 64; ++i) {
+                        int row = (i & 2) ? r1 : r0, col = 8 * (i >> 2) + 2 * t + (i & 1);
+                        if (row < Lq) debug[((long long)bh * Lq + row) * HD + col] = o[i];
+                    }
+                    cp_async_wait<0>();
+                    return;
+                }
             }
 
             l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
@@ -265,7 +294,6 @@ enum WGMMAAttentionKernel {
             l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
             l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
             const float inv0 = 1.0f / l0, inv1 = 1.0f / l1;
-            const int r0 = q0 + warpgroup * 64 + warp * 16 + g, r1 = r0 + 8;
             unsigned short* row0 = out + (((long long)bz * Lq + r0) * H + h) * HD;
             unsigned short* row1 = out + (((long long)bz * Lq + r1) * H + h) * HD;
             #pragma unroll
@@ -274,6 +302,26 @@ enum WGMMAAttentionKernel {
                 if (r0 < Lq) *(unsigned int*)(row0 + d) = wg_pack_bf16(o[4 * i] * inv0, o[4 * i + 1] * inv0);
                 if (r1 < Lq) *(unsigned int*)(row1 + d) = wg_pack_bf16(o[4 * i + 2] * inv1, o[4 * i + 3] * inv1);
             }
+        }
+
+        #define WGMMA_ATTENTION_PARAMETERS \
+                const unsigned short* q, long long qb, long long qh, long long ql, \
+                const unsigned short* k, long long kb, long long kh, long long kl, \
+                const unsigned short* v, long long vb, long long vh, long long vl, \
+                unsigned short* out, int H, int Lq, int Lk, float scale_log2
+        #define WGMMA_ATTENTION_ARGUMENTS q, qb, qh, ql, k, kb, kh, kl, v, vb, vh, vl, out, H, Lq, Lk, scale_log2
+
+        extern "C" __global__ void __launch_bounds__(256, 1) kinema_flash_attention_wgmma(WGMMA_ATTENTION_PARAMETERS) {
+            wgmma_attention<0>(WGMMA_ATTENTION_ARGUMENTS, nullptr);
+        }
+
+        // Diagnostics for a first GPU run, isolating the two wgmma paths: mode 1 writes tile 0's raw scores
+        // S = Q·Kᵀ (shared-memory descriptors, K-major A and B) and mode 2 the P·V of a one-hot P that sends
+        // query row r to key r mod 128 (register A, MN-major V), each f32 [B·H, Lq, 128] into `debug`.
+        extern "C" __global__ void __launch_bounds__(256, 1) kinema_flash_attention_wgmma_debug(
+                WGMMA_ATTENTION_PARAMETERS, int mode, float* debug) {
+            if (mode == 1) wgmma_attention<1>(WGMMA_ATTENTION_ARGUMENTS, debug);
+            else wgmma_attention<2>(WGMMA_ATTENTION_ARGUMENTS, debug);
         }
         """#
     }
