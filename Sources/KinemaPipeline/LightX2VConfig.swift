@@ -66,7 +66,10 @@ public struct LightX2VConfig: Sendable {
             config.denoisingSteps = list.map(\.intValue)
         }
         // Seeds are often above 1e9; every integer up to 2^53 survives JSON's double.
-        config.seed = try integer("seed", limit: 0x20_0000_0000_0000).map { UInt64(truncatingIfNeeded: $0) }
+        if let seed = try integer("seed", limit: 0x20_0000_0000_0000) {
+            guard seed >= 0 else { throw KinemaError.badFile(path: origin, location: "seed", reason: "expected a seed ≥ 0, found \(seed)") }
+            config.seed = UInt64(seed)
+        }
         config.fps = try integer("fps")
         config.negativePrompt = dict["negative_prompt"] as? String
         return config

@@ -97,6 +97,10 @@ struct Generate: ParsableCommand {
             var transformerPath = transformer
             var configPath = config
             if model == nil {
+                if image != nil || lastImage != nil {
+                    throw KinemaError.invalidArgument(
+                        "--image needs an image-to-video model: pass --model with a Wan2.1 I2V or FLF2V folder (the bundled demo model is text-to-video)")
+                }
                 let demo = try DemoModel.locate(executable: executablePath(), currentDirectory: FileManager.default.currentDirectoryPath)
                 note("model: bundled demo model \(demo.folder) (4-step student)")
                 modelPath = demo.folder

@@ -41,7 +41,8 @@ final class LightX2VConfigTests: XCTestCase {
 
     func testBadValuesNameTheKey() {
         for (text, key) in [(#"{"infer_steps": "four"}"#, "infer_steps"), (#"{"infer_steps": 2.5}"#, "infer_steps"),
-                            (#"{"enable_cfg": "no"}"#, "enable_cfg"), (#"{"denoising_step_list": [1000, "x"]}"#, "denoising_step_list")] {
+                            (#"{"enable_cfg": "no"}"#, "enable_cfg"), (#"{"denoising_step_list": [1000, "x"]}"#, "denoising_step_list"),
+                            (#"{"seed": -3}"#, "seed")] {
             XCTAssertThrowsError(try LightX2VConfig.parse(Data(text.utf8), origin: "c.json"), text) { error in
                 guard case KinemaError.badFile(_, let location, _) = error else { return XCTFail("\(text): \(error)") }
                 XCTAssertEqual(location, key, text)
