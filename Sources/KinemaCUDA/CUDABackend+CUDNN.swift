@@ -8,7 +8,7 @@ import KinemaCore
 extension CUDABackend {
     /// Attention through cuDNN, or nil when Kinema's kernel should run it.
     func attentionThroughCUDNN(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws -> Tensor? {
-        if attentionChoice == .kinema { return nil }
+        if attentionChoice == .kinema || attentionChoice == .wgmma { return nil }
         if let reason = CUDNNAttention.supports(query: query, key: key, value: value) {
             _ = reason  // e.g. f32: not a cuDNN SDPA problem, Kinema's kernel runs it in either mode
             return nil
@@ -35,7 +35,7 @@ extension CUDABackend {
     func conv3dThroughCUDNN(
         input: Tensor, filters: Tensor, bias: Tensor?, out: Tensor, stride: [Int], padding: [Int]
     ) throws -> Bool {
-        if convolutionChoice == .kinema { return false }
+        if convolutionChoice == .kinema || convolutionChoice == .wgmma { return false }
         guard input.dtype == filters.dtype else { return false }  // mixed-dtype weights: Kinema's kernel
         let engine: CUDNNConvolution
         switch context.cudnnConvolution {
@@ -72,6 +72,9 @@ extension CUDABackend {
         func describe(_ choice: LibraryChoice) -> String {
             switch choice {
             case .kinema: return "Kinema kernel"
+            case .wgmma:
+                return context.architecture == "sm_90a"
+                    ? "Kinema wgmma kernel where it applies (bf16, d = 128), else Kinema kernel" : "Kinema kernel (wgmma needs sm_90)"
             case .cudnn: return loaded ? "cuDNN (forced)" : "cuDNN (forced, but not loaded: calls fail)"
             case .auto: return loaded ? "cuDNN when it accepts the problem, else Kinema kernel" : "Kinema kernel (cuDNN not loaded)"
             }

@@ -285,6 +285,7 @@ extension CUDABackend {
         let rows = batch * heads * lq
         guard rows > 0, lk > 0 else { return try zeros([batch, heads, lq, dv], dtype: query.dtype) }
         if d > 256 || dv > 256 { return try composedAttention(query: q, key: k, value: v, scale: scale) }
+        if let viaWGMMA = try attentionThroughWGMMA(query: q, key: k, value: v, scale: scale) { return viaWGMMA }
         if let viaCUDNN = try attentionThroughCUDNN(query: q, key: k, value: v, scale: scale) { return viaCUDNN }
         let out = try empty([batch, heads, lq, dv], query.dtype)
         if query.dtype == .bf16, d == FlashAttentionKernel.headDim, dv == FlashAttentionKernel.headDim,

@@ -13,9 +13,11 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public var attentionChoice: LibraryChoice
     /// Who runs conv3d: cuDNN or Kinema's direct kernel (KINEMA_CONV).
     public var convolutionChoice: LibraryChoice
+    /// Launches of the wgmma attention kernel on this backend (doctor checks that it ran, not a fallback).
+    public internal(set) var wgmmaAttentionLaunches = 0
 
     public init(ordinal: Int = 0, options: RuntimeOptions = .current) throws {
-        attentionChoice = try LibraryChoice.parse(options.attentionEngine, variable: "KINEMA_ATTENTION")
+        attentionChoice = try LibraryChoice.parse(options.attentionEngine, variable: "KINEMA_ATTENTION", allowsWGMMA: true)
         convolutionChoice = try LibraryChoice.parse(options.convolutionEngine, variable: "KINEMA_CONV")
         context = try CUDAContext.shared(ordinal: ordinal)
     }
@@ -23,11 +25,17 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     // MARK: - Launching
 
     func launch(
-        _ name: String, _ source: String, grid: (Int, Int, Int), block: (Int, Int, Int), label: String? = nil,
-        _ build: (inout KernelArguments) -> Void
+        _ name: String, _ source: String, grid: (Int, Int, Int), block: (Int, Int, Int), sharedBytes: Int = 0,
+        label: String? = nil, _ build: (inout KernelArguments) -> Void
     ) throws {
         try LaunchLimits.check(name, grid: grid, block: block)
         let function = try context.kernels.function(name, in: source)
+        if sharedBytes > 48 * 1024 {
+            // Dynamic shared memory beyond 48 KiB must be allowed per function
+            // (CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8).
+            try context.driver.check(
+                context.driver.cuFuncSetAttribute(function, 8, Int32(sharedBytes)), "cuFuncSetAttribute(\(name), \(sharedBytes) B shared)")
+        }
         var arguments = KernelArguments()
         build(&arguments)
         defer { arguments.release() }
@@ -35,7 +43,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let result = try context.profiled(label ?? name) {
             arguments.withPointers { pointers in
                 context.driver.cuLaunchKernel(
-                    function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1), UInt32(block.2), 0,
+                    function, UInt32(grid.0), UInt32(grid.1), UInt32(grid.2), UInt32(block.0), UInt32(block.1), UInt32(block.2), UInt32(sharedBytes),
                     context.stream, pointers, nil)
             }
         }

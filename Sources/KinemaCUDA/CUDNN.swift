@@ -17,12 +17,16 @@ public enum LibraryChoice: String, Sendable, CaseIterable {
     case cudnn
     /// Kinema's own kernel always.
     case kinema
+    /// Attention only: Kinema's Hopper wgmma kernel where it applies (sm_90, bf16, d = 128, 16-byte aligned
+    /// rows), Kinema's mma.sync kernel otherwise; never cuDNN. Opt-in while it is unmeasured.
+    case wgmma
 
-    /// Parses an environment value; nil or empty means `auto`.
-    static func parse(_ text: String?, variable: String) throws -> LibraryChoice {
+    /// Parses an environment value; nil or empty means `auto`. `wgmma` only where `allowsWGMMA`.
+    static func parse(_ text: String?, variable: String, allowsWGMMA: Bool = false) throws -> LibraryChoice {
         guard let text, !text.isEmpty else { return .auto }
-        guard let choice = LibraryChoice(rawValue: text.lowercased()) else {
-            throw KinemaError.invalidArgument("\(variable)=\(text): expected one of auto, cudnn, kinema")
+        let expected = allowsWGMMA ? "auto, cudnn, kinema, wgmma" : "auto, cudnn, kinema"
+        guard let choice = LibraryChoice(rawValue: text.lowercased()), choice != .wgmma || allowsWGMMA else {
+            throw KinemaError.invalidArgument("\(variable)=\(text): expected one of \(expected)")
         }
         return choice
     }

@@ -7,6 +7,7 @@ import KinemaNN
 // self-attention over 32,760 tokens (480×832×81), cross-attention to 512 text / 257 image tokens, and VAE
 // decoder convolutions at 480p — with plan-build time, median GPU time (CUDA events), TFLOP/s, and the
 // difference between the two outputs. One compact line per problem, printed as soon as it is measured.
+// On sm_90 the wgmma attention kernel is timed first (CUDNNProbe+WGMMA.swift).
 
 public enum CUDNNProbe {
     struct AttentionShape {
@@ -36,10 +37,19 @@ public enum CUDNNProbe {
     ]
 
     /// Runs the probe on cuda:`ordinal`, handing each output line to `emit` as it is ready.
-    public static func run(ordinal: Int = 0, iterations: Int = 5, emit: (String) -> Void) throws {
+    /// With `wgmmaOnly`, just the wgmma attention lines (nothing on GPUs other than sm_90).
+    public static func run(ordinal: Int = 0, iterations: Int = 5, wgmmaOnly: Bool = false, emit: (String) -> Void) throws {
         let gpu = try CUDABackend(ordinal: ordinal)
         let context = gpu.context
         emit("gpu \(context.name), cc \(context.computeCapability.major).\(context.computeCapability.minor)")
+        if context.architecture == "sm_90a" {
+            emit(wgmmaDiagnostics(context: context))
+            for shape in wgmmaShapes { emit(probeWGMMA(attention: shape, iterations: iterations, context: context)) }
+        }
+        if wgmmaOnly {
+            if context.architecture != "sm_90a" { emit("wgmma: needs sm_90, this GPU is \(context.architecture)") }
+            return
+        }
         emit("cudnn \(context.cudnnDescription)")
         guard context.cudnnAvailable else { return }
         for shape in attentionShapes {

@@ -57,6 +57,11 @@ public enum Doctor {
             ours.convolutionChoice = .kinema
             checks += OpConsistency.run(gpu: ours)
         }
+        // The Hopper wgmma attention kernel (opt-in, KINEMA_ATTENTION=wgmma) on its own shapes.
+        if context.architecture == "sm_90a", let viaWGMMA = try? CUDABackend(ordinal: ordinal) {
+            viaWGMMA.attentionChoice = .wgmma
+            checks += OpConsistency.runWGMMA(gpu: viaWGMMA)
+        }
         if context.cudnnAvailable, let viaCUDNN = try? CUDABackend(ordinal: ordinal) {
             viaCUDNN.attentionChoice = .cudnn
             viaCUDNN.convolutionChoice = .cudnn

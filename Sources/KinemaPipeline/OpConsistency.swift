@@ -227,12 +227,17 @@ enum OpConsistency {
 
     /// Every case on `gpu`; with `onlyCUDNN`, just the attention/conv3d cases, named with `prefix`.
     static func run(gpu: any Backend, onlyCUDNN: Bool = false, prefix: String = "") -> [DoctorCheck] {
-        let cpu = CPUBackend.shared
         var all: [Case]
         do { all = try cases() } catch {
             return [DoctorCheck(name: "op cases", passed: false, relativeError: nil, tolerance: nil, detail: "\(error)")]
         }
         if onlyCUDNN { all = all.filter(\.cudnn).map { Case(name: prefix + $0.name, tolerance: $0.tolerance, cudnn: true, run: $0.run) } }
+        return check(all, gpu: gpu)
+    }
+
+    /// Each case on the CPU reference and on `gpu`, compared by relative L2 against the case's tolerance.
+    static func check(_ all: [Case], gpu: any Backend) -> [DoctorCheck] {
+        let cpu = CPUBackend.shared
         return all.map { item in
             do {
                 let expected = try item.run(cpu)

@@ -10,10 +10,11 @@ struct CUDNNProbeCommand: ParsableCommand {
 
     @Option(help: "CUDA device ordinal.") var device = 0
     @Option(help: "Timed runs per problem (the median is reported).") var iterations = 5
+    @Flag(help: "Only the Hopper wgmma attention lines (sm_90), no cuDNN problems.") var wgmmaOnly = false
 
     func run() throws {
         try runReportingErrors {
-            try CUDNNProbe.run(ordinal: device, iterations: iterations) { line in
+            try CUDNNProbe.run(ordinal: device, iterations: iterations, wgmmaOnly: wgmmaOnly) { line in
                 FileHandle.standardOutput.write(Data((line + "\n").utf8))
             }
         }

@@ -86,6 +86,11 @@ final class CUDNNGraphTests: XCTestCase {
         XCTAssertThrowsError(try LibraryChoice.parse("fast", variable: "KINEMA_ATTENTION")) { error in
             XCTAssertTrue("\(error)".contains("KINEMA_ATTENTION=fast"), "\(error)")
         }
+        // wgmma is an attention kernel: accepted for KINEMA_ATTENTION only.
+        XCTAssertEqual(try LibraryChoice.parse("wgmma", variable: "KINEMA_ATTENTION", allowsWGMMA: true), .wgmma)
+        XCTAssertThrowsError(try LibraryChoice.parse("wgmma", variable: "KINEMA_CONV")) { error in
+            XCTAssertTrue("\(error)".contains("KINEMA_CONV=wgmma"), "\(error)")
+        }
     }
 
     func testCUDNNLibraryDescriptionWithoutGPU() {

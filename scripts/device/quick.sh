@@ -14,10 +14,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 (python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl > "$OUT/pip.log" 2>&1) &
 pip_pid=$!
 
-timeout 80 ./.device/kinema doctor --fixtures Tests/Fixtures > "$OUT/doctor.log" 2>&1
+timeout 150 ./.device/kinema doctor --fixtures Tests/Fixtures > "$OUT/doctor.log" 2>&1
 echo "doctor rc $?" | tee -a "$OUT/summary.txt"
 
-timeout 45 ./.device/kinema bench --shape 1.3b --frames 21 --height 60 --width 104 --device cuda --precision bf16 \
+timeout 75 ./.device/kinema bench --shape 1.3b --frames 21 --height 60 --width 104 --device cuda --precision bf16 \
     --warmup 1 --iterations 2 --profile --json "$OUT/bench-480p.json" > "$OUT/bench-480p.log" 2>&1
 echo "bench rc $?" | tee -a "$OUT/summary.txt"
 
