@@ -25,11 +25,8 @@ Every expected value was computed by the pinned reference stack (diffusers
 | `schedulers/` | `scripts/goldens/scheduler_goldens.py` | diffusers UniPC / DPM++ 2M / FlowMatch Euler and LightX2V step-distill runs on a [1,4,2,3,5] latent: timesteps, σ, every model output and sample; `schedulers.json` lists the cases |
 | `video/` | `scripts/goldens/video_goldens.py` | diffusers' [-1, 1] video → uint8 conversions (`postprocess_video` pil rounding, `export_to_video` truncation) |
 | `wan_pipeline/` | `scripts/goldens/pipeline_goldens.py` | a complete tiny `WanPipeline` (tokenizer, umT5, DiT, VAE, UniPC) in diffusers (`save_pretrained`) and original-Wan folder layouts; `io.safetensors`: three end-to-end text-to-video runs (ids, prompt embeddings, per-step model outputs and latents, final latents, float video, uint8 frames); `cases.json` |
-<<<<<<< HEAD
 | `wan_i2v/` | `scripts/goldens/i2v_goldens.py` | tiny `WanImageToVideoPipeline`s (I2V and FLF2V: 36-channel DiT with image branch, tiny CLIP vision encoder + processor; umT5 / tokenizer / VAE symlinked from `wan_pipeline/`) in diffusers layout, the I2V DiT in the original Wan layout, a PNG and a JPEG input; `io.safetensors`: resized images, CLIP inputs and embeddings, the mask + image-latent condition, per-step model outputs and latents, final latents, video; `resize.json`: Wan's target-size rule; `cases.json` |
-=======
 | `clip/` | `scripts/goldens/clip_goldens.py` | tiny CLIP vision tower (transformers CLIPVisionModel) as a diffusers `image_encoder/` folder and as Wan's open-clip `.pth` (`visual.*` + ignored `textual.*`); `io.safetensors`: pixel values, taps, `hidden_states[-2]`, CLIPImageProcessor (PIL) and Wan-style preprocessing of `small.png` / `large.png`; `manifest.json` |
->>>>>>> clip
 | `tokenizer/` | `scripts/goldens/tokenizer_goldens.py` | tiny trained SentencePiece Unigram models (`spiece.model`), their `tokenizer.json` conversions, and `cases.json`: ids from `tokenizers` and `sentencepiece` for ~220 strings |
 | `prompts/` | `scripts/goldens/prompt_goldens.py` | `prompt_clean.json`: Python's `html.unescape` and diffusers' `prompt_clean` without ftfy on ~4,800 strings; `ftfy_clean.json`: ftfy 6.3.1 `fix_text` and the official Wan clean (ftfy, `html.unescape` twice, whitespace) on ~1,000 strings without mojibake |
 
