@@ -122,6 +122,13 @@ enum WGMMAAttentionKernel {
             #pragma unroll
             for (int i = 0; i < 64; ++i) asm volatile("" : "+f"(d[i]) :: "memory");
         }
+        // The same for the 32 bf16x2 registers of P, the A operand of the P·V chain: PTX requires
+        // wgmma.fence between writing an A-fragment register and the wgmma.mma_async reading it, so the
+        // packing must not be scheduled after the fence.
+        __device__ __forceinline__ void fence_fragment(unsigned int* a) {
+            #pragma unroll
+            for (int i = 0; i < 32; ++i) asm volatile("" : "+r"(a[i]) :: "memory");
+        }
         __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
         __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
         __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
@@ -268,6 +275,7 @@ enum WGMMAAttentionKernel {
 
                 // O += P·V: k-step c covers keys 16c…16c+15 = accumulator blocks 2c (p[4c], p[4c+1]) and
                 // 2c+1 (p[4c+2], p[4c+3]) — exactly the A order (g,2t) (g+8,2t) (g,2t+8) (g+8,2t+8).
+                fence_fragment(p);
                 fence_accumulators(o);
                 wgmma_fence();
                 #pragma unroll
