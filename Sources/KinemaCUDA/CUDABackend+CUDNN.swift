@@ -80,7 +80,8 @@ extension CUDABackend {
             }
         }
         return "attention: \(describe(attentionChoice)) [KINEMA_ATTENTION=\(attentionChoice.rawValue)]; "
-            + "conv3d: \(describe(convolutionChoice)) [KINEMA_CONV=\(convolutionChoice.rawValue)]"
+            + "conv3d: \(describe(convolutionChoice)) [KINEMA_CONV=\(convolutionChoice.rawValue)]; "
+            + "DiT passes: \(fusedPasses ? "fused" : "unfused compositions") [KINEMA_FUSED]"
     }
 
     /// The cuDNN plans built so far (attention and convolution), one line each.

@@ -154,7 +154,7 @@ extension CUDABackend {
                 case (false, .geluTanh): epilogue = .gelu
                 case (true, .geluTanh): epilogue = .geluBias
                 }
-                if epilogue != .none {
+                if epilogue != .none, fusedPasses {
                     // cuBLASLt reads the bias in D's dtype; a failure (no algorithm with this epilogue) falls
                     // back to the plain GEMM and separate passes below.
                     let biasInD = try bias.map { try cast($0, to: outType) }

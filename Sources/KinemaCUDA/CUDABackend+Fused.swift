@@ -2,7 +2,8 @@ import Foundation
 import KinemaCore
 
 // The fused DiT-block passes on CUDA (Kernels/FusedKernels.swift). Rows longer than the kernels keep in
-// registers (D > 8192) fall back to the composition of the unfused ops, which computes the same thing.
+// registers (D > 8192), and every row with KINEMA_FUSED=off, fall back to the composition of the unfused
+// ops, which computes the same thing.
 
 extension CUDABackend {
     public func modulatedLayerNorm(
@@ -21,7 +22,7 @@ extension CUDABackend {
         let b = try parameter(bias, length: width, "\(op) bias")
         let shiftRows = try modulationRows(shift, batch: batch, width: width, "\(op) shift")
         let scaleRows = try modulationRows(scale, batch: batch, width: width, "\(op) scale")
-        guard let threads = FusedKernels.threads(count: width, perThread: FusedKernels.valuesPerThread) else {
+        guard fusedPasses, let threads = FusedKernels.threads(count: width, perThread: FusedKernels.valuesPerThread) else {
             var y = try layerNorm(x, weight: w, bias: b, eps: eps)
             if let scale { y = try binary(.mul, y, try affine(scale, scale: 1, shift: 1)) }
             if let shift { y = try binary(.add, y, shift) }
@@ -62,7 +63,7 @@ extension CUDABackend {
         let out = try empty(x.shape, x.dtype)
         let rows = batch * length
         guard rows > 0, width > 0 else { return out }
-        guard let threads = FusedKernels.threads(count: width, perThread: FusedKernels.valuesPerThread) else {
+        guard fusedPasses, let threads = FusedKernels.threads(count: width, perThread: FusedKernels.valuesPerThread) else {
             let update = try gate.map { try binary(.mul, y, $0) } ?? y
             return try cast(try binary(.add, x, update), to: x.dtype)
         }
@@ -93,7 +94,7 @@ extension CUDABackend {
             throw KinemaError.shapeMismatch(context: "\(op) tables", expected: "[\(length), \(half)]", found: "\(cos.shape), \(sin.shape)")
         }
         let w = try parameter(weight, length: width, "\(op) weight")
-        guard let threads = FusedKernels.threads(count: width / 2, perThread: FusedKernels.pairsPerThread) else {
+        guard fusedPasses, let threads = FusedKernels.threads(count: width / 2, perThread: FusedKernels.pairsPerThread) else {
             let normed = try rmsNorm(x, weight: w, eps: eps)
             let rotated = try rope(try reshape(normed, [batch, length, heads, 2 * half]), cos: cos, sin: sin)
             return try reshape(rotated, x.shape)

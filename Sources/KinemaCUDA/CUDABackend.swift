@@ -13,12 +13,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     public var attentionChoice: LibraryChoice
     /// Who runs conv3d: cuDNN or Kinema's direct kernel (KINEMA_CONV).
     public var convolutionChoice: LibraryChoice
+    /// Fused DiT passes (KINEMA_FUSED; default on). Off: the same ops run as their unfused compositions.
+    public var fusedPasses: Bool
     /// Launches of the wgmma attention kernel on this backend (doctor checks that it ran, not a fallback).
     public internal(set) var wgmmaAttentionLaunches = 0
 
     public init(ordinal: Int = 0, options: RuntimeOptions = .current) throws {
         attentionChoice = try LibraryChoice.parse(options.attentionEngine, variable: "KINEMA_ATTENTION", allowsWGMMA: true)
         convolutionChoice = try LibraryChoice.parse(options.convolutionEngine, variable: "KINEMA_CONV")
+        fusedPasses = options.fusedPasses
         context = try CUDAContext.shared(ordinal: ordinal)
     }
 

@@ -26,6 +26,10 @@ public struct RuntimeOptions: Sendable {
     public var attentionEngine: String?
     /// conv3d implementation on CUDA (KINEMA_CONV): auto, cudnn or kinema, as for attention.
     public var convolutionEngine: String?
+    /// KINEMA_FUSED=0/off: the CUDA backend runs the DiT's fused passes (GEMM epilogues, LayerNorm +
+    /// modulation, gated residual, RMSNorm + RoPE) as their unfused compositions — for A/B timing and as a
+    /// fallback. Default: fused.
+    public var fusedPasses: Bool
 
     public static let current = RuntimeOptions(environment: ProcessInfo.processInfo.environment)
 
@@ -48,6 +52,7 @@ public struct RuntimeOptions: Sendable {
         demoModel = environment["KINEMA_DEMO_MODEL"].flatMap { $0.isEmpty ? nil : $0 }
         attentionEngine = environment["KINEMA_ATTENTION"].flatMap { $0.isEmpty ? nil : $0 }
         convolutionEngine = environment["KINEMA_CONV"].flatMap { $0.isEmpty ? nil : $0 }
+        fusedPasses = !["0", "off", "false", "no"].contains((environment["KINEMA_FUSED"] ?? "").lowercased())
         executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
     }
 }

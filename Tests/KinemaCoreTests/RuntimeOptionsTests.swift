@@ -23,4 +23,12 @@ final class RuntimeOptionsTests: XCTestCase {
         XCTAssertEqual(RuntimeOptions(environment: ["KINEMA_THREADS": "0", "HOME": "/h"]).threads, 1)
         XCTAssertEqual(RuntimeOptions(environment: ["HOME": "/h"]).kernelCacheDirectory, "/h/.cache/kinema/kernels")
     }
+
+    func testFusedPassesSwitch() {
+        XCTAssertTrue(RuntimeOptions(environment: [:]).fusedPasses)
+        XCTAssertTrue(RuntimeOptions(environment: ["KINEMA_FUSED": "1"]).fusedPasses)
+        for off in ["0", "off", "OFF", "false", "no"] {
+            XCTAssertFalse(RuntimeOptions(environment: ["KINEMA_FUSED": off]).fusedPasses, off)
+        }
+    }
 }

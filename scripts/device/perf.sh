@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Kinema vs diffusers at the real Wan2.1 shapes, bf16, in one GPU call (issue 7's table):
-#   dit13  1.3B DiT forward at 480×832×81 (32,760 tokens), with the per-kernel profile
+#   dit13  1.3B DiT forward at 480×832×81 (32,760 tokens), with the per-kernel profile, and again with
+#          KINEMA_FUSED=0
 #   dit14  14B DiT forward at 480×832×81
 #   vae    VAE decode, 21 latent frames → 81×480×832
 #   pipe   whole 4-step text-to-video at 1.3B shapes (umT5-XXL encode + 4 UniPC steps, no CFG + decode),
@@ -27,7 +28,11 @@ for part in "${parts[@]}"; do
     dit13)
         timeout 90 $K bench --shape 1.3b --frames 21 --height 60 --width 104 --device cuda --precision bf16 --warmup 1 \
             --iterations 3 --profile --json "$OUT/k-dit13.json" > "$OUT/k-dit13.log" 2>&1
-        timeout 90 $B --shape 1.3b --frames 21 --height 60 --width 104 --warmup 2 --iterations 5 --json "$OUT/d-dit13.json" > "$OUT/d-dit13.log" 2>&1 ;;
+        timeout 90 $B --shape 1.3b --frames 21 --height 60 --width 104 --warmup 2 --iterations 5 --json "$OUT/d-dit13.json" > "$OUT/d-dit13.log" 2>&1
+        # The same forward with the fused passes off (KINEMA_FUSED=0): the fusion's gain, measured.
+        KINEMA_FUSED=0 timeout 90 $K bench --shape 1.3b --frames 21 --height 60 --width 104 --device cuda --precision bf16 \
+            --warmup 1 --iterations 3 --json "$OUT/k-dit13-unfused.json" > "$OUT/k-dit13-unfused.log" 2>&1
+        grep -hE "median" "$OUT/k-dit13-unfused.log" | sed 's/^/unfused: /' ;;
     dit14)
         timeout 150 $K bench --shape 14b --frames 21 --height 60 --width 104 --device cuda --precision bf16 --warmup 1 \
             --iterations 2 --json "$OUT/k-dit14.json" > "$OUT/k-dit14.log" 2>&1
