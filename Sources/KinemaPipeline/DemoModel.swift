@@ -69,11 +69,16 @@ public struct DemoModel: Sendable, Equatable {
         }
         let candidates = searchPaths(executable: executable, currentDirectory: currentDirectory)
         for candidate in candidates where isDemoFolder(candidate) { return DemoModel(folder: candidate) }
+        // A source checkout whose training scripts are present but whose trained model is not (yet) committed.
+        let untrained = candidates.contains { ($0 as NSString).deletingLastPathComponent.hasSuffix("/models")
+            && FileManager.default.fileExists(atPath: ((($0 as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent) + "/tools/demo-model/train.py") }
         throw KinemaError.io(
             path: folderName,
             reason: "no --model given and the bundled demo model was not found; looked in "
                 + candidates.joined(separator: ", ")
-                + ". Pass --model FOLDER, set KINEMA_DEMO_MODEL, or run from the source checkout (models/kinema-demo)")
+                + ". Pass --model FOLDER, set KINEMA_DEMO_MODEL, or run from the source checkout (models/kinema-demo)"
+                + (untrained ? ". This checkout has the demo model's training scripts but no trained model yet (tools/demo-model/STATUS.md);"
+                    + " the tiny test model works: --model Tests/Fixtures/wan_pipeline/diffusers" : ""))
     }
 
     /// Every folder `locate` tries, in order, without duplicates.
