@@ -44,7 +44,7 @@ public enum CUDNNProbe {
         emit("gpu \(context.name), cc \(context.computeCapability.major).\(context.computeCapability.minor)")
         if context.architecture == "sm_90a" {
             emit(wgmmaDiagnostics(context: context))
-            for shape in wgmmaShapes { emit(probeWGMMA(attention: shape, iterations: iterations, context: context)) }
+            for shape in wgmmaShapes { emit(probe(attention: shape, candidate: .wgmma, iterations: iterations, context: context)) }
         }
         if wgmmaOnly {
             if context.architecture != "sm_90a" { emit("wgmma: needs sm_90, this GPU is \(context.architecture)") }
@@ -97,10 +97,14 @@ public enum CUDNNProbe {
         return (maxAbs, diff.squareRoot() / max(norm.squareRoot(), 1e-30))
     }
 
-    static func probe(attention s: AttentionShape, iterations: Int, context: CUDAContext) -> String {
-        let label = "sdpa B\(s.batch) H\(s.heads) Lq \(s.lq) Lk \(s.lk) D \(s.d) bf16"
+    /// Kinema's mma.sync kernel against `candidate` (cuDNN, or the wgmma kernel) on one attention problem:
+    /// both times, TFLOP/s, and the candidate's difference from the mma.sync output.
+    static func probe(attention s: AttentionShape, candidate: LibraryChoice = .cudnn, iterations: Int, context: CUDAContext) -> String {
+        let wgmma = candidate == .wgmma
+        let (referenceName, candidateName) = wgmma ? ("mma.sync", "wgmma") : ("kinema", "cudnn")
+        let label = (wgmma ? "wgmma " : "") + "sdpa B\(s.batch) H\(s.heads) Lq \(s.lq) Lk \(s.lk) D \(s.d) bf16"
         do {
-            let (ours, viaCUDNN) = (try backend(.kinema, context), try backend(.cudnn, context))
+            let (ours, other) = (try backend(.kinema, context), try backend(candidate, context))
             var random = SyntheticWeights(seed: 5)
             // [B, L, H, D] memory viewed as [B, H, L, D], as the DiT's head split leaves it.
             func operand(_ length: Int, _ scale: Float) throws -> Tensor {
@@ -116,19 +120,21 @@ public enum CUDNNProbe {
             do {
                 let r = try time(context, iterations: iterations) { try ours.attention(query: q, key: k, value: v, scale: scale) }
                 reference = r.out
-                line += String(format: " | kinema %.2f ms %.0f TFLOP/s", r.median * 1e3, flops / r.median / 1e12)
+                line += String(format: " | %@ %.2f ms %.0f TFLOP/s", referenceName, r.median * 1e3, flops / r.median / 1e12)
             } catch {
-                line += " | kinema FAILED: \(error)"
+                line += " | \(referenceName) FAILED: \(error)"
             }
             do {
-                let r = try time(context, iterations: iterations) { try viaCUDNN.attention(query: q, key: k, value: v, scale: scale) }
-                line += String(format: " | cudnn plan ok, first call %.2f s, %.2f ms %.0f TFLOP/s", r.first, r.median * 1e3, flops / r.median / 1e12)
+                let r = try time(context, iterations: iterations) { try other.attention(query: q, key: k, value: v, scale: scale) }
+                line += wgmma
+                    ? String(format: " | wgmma %.2f ms %.0f TFLOP/s (%d launches)", r.median * 1e3, flops / r.median / 1e12, other.wgmmaAttentionLaunches)
+                    : String(format: " | cudnn plan ok, first call %.2f s, %.2f ms %.0f TFLOP/s", r.first, r.median * 1e3, flops / r.median / 1e12)
                 if let reference {
                     let (maxAbs, rel) = try difference(r.out, reference, on: ours)
-                    line += String(format: " | vs kinema max|Δ| %.3g rel-L2 %.3g", maxAbs, rel)
+                    line += String(format: " | vs %@ max|Δ| %.3g rel-L2 %.3g", referenceName, maxAbs, rel)
                 }
             } catch {
-                line += " | cudnn FAILED: \(error)"
+                line += " | \(candidateName) FAILED: \(error)"
             }
             return line
         } catch {
