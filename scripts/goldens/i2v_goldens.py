@@ -283,19 +283,11 @@ def run_case(pipe, name: str, case: dict, images: dict, latents_in: torch.Tensor
         io[f"{name}.{key}_rows"] = emb[:, :rows].clone()
     io[f"{name}.latents_in"] = latents_in
     io[f"{name}.timesteps"] = pipe.scheduler.timesteps.clone()
-    for i, lat in enumerate(steps):
-        io[f"{name}.step{i}.noise_cond"] = preds[per_step * i]
-        if cfg:
-            io[f"{name}.step{i}.noise_uncond"] = preds[per_step * i + 1]
-        io[f"{name}.step{i}.latents"] = lat
-    io[f"{name}.latents_out"] = out
+    pipeline_goldens.record_steps(io, name, steps, preds, cfg, out)
 
     vae = pipe.vae
-    z = vae.config.z_dim
-    mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1)
-    inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z, 1, 1, 1)
     with torch.no_grad():
-        video = vae.decode(out / inv_std + mean, return_dict=False)[0]
+        video = vae.decode(pipeline_goldens.denormalized(vae, out), return_dict=False)[0]
         np_run = pipe(**kw, latents=latents_in.clone(), output_type="np").frames
     assert np.array_equal(np_run, pipe.video_processor.postprocess_video(video, output_type="np"))
     io[f"{name}.video"] = video
@@ -310,7 +302,7 @@ def run_case(pipe, name: str, case: dict, images: dict, latents_in: torch.Tensor
     msk = torch.cat([torch.repeat_interleave(msk[:, 0:1], repeats=4, dim=1), msk[:, 1:]], dim=1)
     msk = msk.view(1, msk.shape[1] // 4, 4, h, w).transpose(1, 2)
     assert torch.equal(msk, captured["condition"][:, :4]), f"{name}: mask differs from Wan's"
-    assert captured["condition"].shape == (1, 4 + z, T, h, w)
+    assert captured["condition"].shape == (1, 4 + vae.config.z_dim, T, h, w)
 
     stats = {"height": height, "width": width, "video_std": float(video.std()),
              "clipped_fraction": float((video.abs() >= 1.0).float().mean()), "latents_out_std": float(out.std())}

@@ -146,6 +146,26 @@ def initial_latents(case: dict, seed: int) -> torch.Tensor:
     return randn((1, 16, t, case["height"] // 8, case["width"] // 8), seed)
 
 
+def record_steps(io: dict, name: str, steps: list, preds: list, cfg: bool, out: torch.Tensor) -> None:
+    """Per sampler step: the conditional (and with CFG the unconditional) model output and the latents after
+    the step; then the final latents. `preds` holds the transformer outputs in call order."""
+    per_step = 2 if cfg else 1
+    for i, lat in enumerate(steps):
+        io[f"{name}.step{i}.noise_cond"] = preds[per_step * i]
+        if cfg:
+            io[f"{name}.step{i}.noise_uncond"] = preds[per_step * i + 1]
+        io[f"{name}.step{i}.latents"] = lat
+    io[f"{name}.latents_out"] = out
+
+
+def denormalized(vae, latents: torch.Tensor) -> torch.Tensor:
+    """What Wan pipelines hand the VAE decoder: latents / (1 / std) + mean, per channel."""
+    z = vae.config.z_dim
+    mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1)
+    inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z, 1, 1, 1)
+    return latents / inv_std + mean
+
+
 def run_case(pipe, name: str, case: dict, latents_in: torch.Tensor) -> tuple[dict, dict]:
     """Runs the pipeline three times (latent / np / pil output) and records everything."""
     from diffusers.pipelines.wan.pipeline_wan import prompt_clean
@@ -201,19 +221,11 @@ def run_case(pipe, name: str, case: dict, latents_in: torch.Tensor) -> tuple[dic
     io[f"{name}.latents_in"] = latents_in
     io[f"{name}.timesteps"] = timesteps
     io[f"{name}.sigmas"] = sigmas
-    for i, lat in enumerate(steps):
-        io[f"{name}.step{i}.noise_cond"] = preds[per_step * i]
-        if cfg:
-            io[f"{name}.step{i}.noise_uncond"] = preds[per_step * i + 1]
-        io[f"{name}.step{i}.latents"] = lat
-    io[f"{name}.latents_out"] = out
+    record_steps(io, name, steps, preds, cfg, out)
 
     # Decode the way WanPipeline does after the loop (float32 VAE).
     vae = pipe.vae
-    z = vae.config.z_dim
-    mean = torch.tensor(vae.config.latents_mean).view(1, z, 1, 1, 1)
-    inv_std = 1.0 / torch.tensor(vae.config.latents_std).view(1, z, 1, 1, 1)
-    raw = out / inv_std + mean
+    raw = denormalized(vae, out)
     with torch.no_grad():
         video = vae.decode(raw, return_dict=False)[0]
     io[f"{name}.latents_raw"] = raw
