@@ -60,13 +60,13 @@ extension CUDABackend {
         }
         let (batch, length, width) = (x.shape[0], x.shape[1], x.shape[2])
         let gateRows = try modulationRows(gate, batch: batch, width: width, "\(op) gate")
-        let out = try empty(x.shape, x.dtype)
         let rows = batch * length
-        guard rows > 0, width > 0 else { return out }
+        guard rows > 0, width > 0 else { return try empty(x.shape, x.dtype) }
         guard fusedPasses, let threads = FusedKernels.threads(count: width, perThread: FusedKernels.valuesPerThread) else {
             let update = try gate.map { try binary(.mul, y, $0) } ?? y
             return try cast(try binary(.add, x, update), to: x.dtype)
         }
+        let out = try empty(x.shape, x.dtype)
         let (left, right) = (try contiguous(x), try contiguous(y))
         try launch(
             "kinema_gated_residual", FusedKernels.gatedResidual(x.dtype, y.dtype), grid: (rows, 1, 1), block: (threads, 1, 1)
