@@ -14,7 +14,12 @@ extension WGMMAAttentionKernel {
         guard operands.allSatisfy({ $0.rank == 4 && $0.shape[3] == headDim && $0.strides[3] == 1 }) else {
             return "needs head dim \(headDim) with unit last stride"
         }
-        guard operands.allSatisfy({ $0.strides.dropLast().allSatisfy { $0 % 8 == 0 } }), addresses.count == 3,
+        // A stride along a size-1 axis is never multiplied by a non-zero index (a B = 1 slice of a stacked
+        // QKV projection can carry batch stride 1), so only the strides of real axes must be aligned.
+        func alignedRows(_ t: Tensor) -> Bool {
+            zip(t.shape, t.strides).dropLast().allSatisfy { size, stride in size == 1 || stride % 8 == 0 }
+        }
+        guard operands.allSatisfy(alignedRows), addresses.count == 3,
             addresses.allSatisfy({ $0 % 16 == 0 })
         else { return "needs 16-byte aligned rows (strides multiple of 8 elements)" }
         guard query.shape[0] * query.shape[1] <= 65535 else { return "needs B·H ≤ 65535" }

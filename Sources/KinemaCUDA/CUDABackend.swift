@@ -134,7 +134,8 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Bit-exact copy of `source` into the view `destination` (same shape and dtype).
     private func copy(_ source: Tensor, into destination: Tensor) throws {
         let kernel = ElementwiseKernels.copyRaw(elementBytes: source.dtype.byteSize)
-        let (layoutSource, layoutDestination) = (try KernelLayout(source), try KernelLayout(destination))
+        let layouts = try KernelLayout.coalesced([source, destination])
+        let (layoutSource, layoutDestination) = (layouts[0], layouts[1])
         try launchLinear("kinema_copy", kernel, count: source.count) { arguments in
             arguments.append(address(source))
             arguments.append(layoutSource)
@@ -152,7 +153,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             let converted = try hostCast(try download(x), to: dtype)
             return try upload(converted)
         }
-        let layoutX = try KernelLayout(x)
+        let layoutX = try KernelLayout.coalesced([x])[0]
         let out = try empty(x.shape, dtype)
         try launchLinear("kinema_cast", ElementwiseKernels.cast(from: x.dtype, to: dtype), count: x.count, label: "cast \(x.dtype.rawValue)→\(dtype.rawValue)") { arguments in
             arguments.append(address(x))
@@ -196,7 +197,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     public func unary(_ op: UnaryOp, _ x: Tensor) throws -> Tensor {
         try computable(x, "unary \(op.rawValue)")
-        let layoutX = try KernelLayout(x)
+        let layoutX = try KernelLayout.coalesced([x])[0]
         let out = try empty(x.shape, x.dtype)
         let code = ElementwiseKernels.unaryCodes[op] ?? 0
         try launchLinear("kinema_unary", ElementwiseKernels.unary(x.dtype), count: x.count, label: "unary \(op.rawValue) \(x.dtype.rawValue)") { arguments in
@@ -211,7 +212,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
 
     public func affine(_ x: Tensor, scale: Float, shift: Float) throws -> Tensor {
         try computable(x, "affine")
-        let layoutX = try KernelLayout(x)
+        let layoutX = try KernelLayout.coalesced([x])[0]
         let out = try empty(x.shape, x.dtype)
         try launchLinear("kinema_affine", ElementwiseKernels.unary(x.dtype), count: x.count) { arguments in
             arguments.append(address(x))
@@ -230,7 +231,9 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let shape = try broadcastShape(a.shape, b.shape)
         let outType: DType = (a.dtype == .f32 || b.dtype == .f32) ? .f32 : a.dtype
         let (left, right) = (try a.expanded(to: shape), try b.expanded(to: shape))
-        let (layoutLeft, layoutRight) = (try KernelLayout(left), try KernelLayout(right))
+        // The output is contiguous, so its (implicit) layout coalesces with any merge of the inputs'.
+        let layouts = try KernelLayout.coalesced([left, right])
+        let (layoutLeft, layoutRight) = (layouts[0], layouts[1])
         let out = try empty(shape, outType)
         let code = ElementwiseKernels.binaryCodes[op] ?? 0
         try launchLinear(

@@ -20,6 +20,8 @@ public struct PipelineBenchmarkRequest {
     public var warmup = 1
     public var iterations = 2
     public var maxDeviceMemory: Int?
+    /// After timing, encode the prompt once more with per-kernel GPU timing (CUDA only).
+    public var profile = false
 
     public init(transformer: WanConfig, settings: GenerationSettings, precision: Precision, device: Device) {
         self.transformer = transformer
@@ -37,6 +39,8 @@ public struct PipelineBenchmarkReport: Codable {
     public var runs: [PipelineRunTiming]
     public var medianSeconds: Double
     public var peakDeviceBytes: Int?
+    /// Per-kernel GPU time of one umT5-XXL encode, when profiled.
+    public var textEncodeKernels: [KernelTime]?
 }
 
 public struct PipelineRunTiming: Codable {
@@ -96,8 +100,16 @@ public enum PipelineBenchmark {
         var runs: [PipelineRunTiming] = []
         for _ in 0..<max(1, request.iterations) { runs.append(try generate()) }
         let totals = runs.map(\.totalSeconds).sorted()
+        let peak = Backends.peakDeviceBytes(backend)
+        var textEncodeKernels: [KernelTime]?
+        if request.profile, let gpu = backend as? CUDABackend {
+            gpu.context.startProfiling()
+            gpu.context.resetProfile()
+            _ = try backend.download(try textEncoder.encodePrompt(ids: ids, mask: mask))
+            textEncodeKernels = try gpu.context.kernelProfile()
+        }
         return PipelineBenchmarkReport(
             buildSeconds: buildSeconds, textEncodeSeconds: encodeTimes, textEncodeMedianSeconds: encodeTimes.sorted()[encodeTimes.count / 2],
-            runs: runs, medianSeconds: totals[totals.count / 2], peakDeviceBytes: Backends.peakDeviceBytes(backend))
+            runs: runs, medianSeconds: totals[totals.count / 2], peakDeviceBytes: peak, textEncodeKernels: textEncodeKernels)
     }
 }

@@ -104,6 +104,7 @@ struct Bench: ParsableCommand {
             request.warmup = warmup
             request.iterations = iterations
             request.maxDeviceMemory = try compute.memoryBudget()
+            request.profile = profile
             let report = try PipelineBenchmark.run(request)
             print("Wan2.1 text-to-video \(shape.rawValue) + umT5-XXL + VAE, \(compute.precision.rawValue), \(compute.device.device): \(frames)×\(height)×\(width), \(steps) steps, guidance \(guidance)")
             print(String(format: "  build (synthetic weights): %.2f s", report.buildSeconds))
@@ -114,6 +115,7 @@ struct Bench: ParsableCommand {
             }
             print(String(format: "  median: %.3f s per generation", report.medianSeconds))
             if let peak = report.peakDeviceBytes { print("  peak device memory (Kinema allocator): \(formatBytes(peak))") }
+            if let kernels = report.textEncodeKernels { printKernels(kernels, of: "umT5-XXL encode") }
             try writeJSON(report)
         }
     }

@@ -11,8 +11,11 @@
 #   ../shared/tools/gpu-bundle && gzip .device/kinema      # here
 #   run: bash scripts/device/perf.sh dit13 vae pipe        # there, with carry [".device", ".whl"]
 set -uo pipefail
+# Logs go to $LOGS and are packed into $OUT/perf.tar.gz at the end (the device returns at most 8 files).
 OUT=${OUT:-/tmp/kinema-out}
 mkdir -p "$OUT"
+FINAL_OUT=$OUT
+OUT=/tmp/perf-logs; mkdir -p "$OUT"
 export KINEMA_KERNEL_CACHE="/tmp/kinema-kernel-cache"
 if [ -f .device/kinema.gz ] && [ ! -x .device/kinema ]; then gunzip -c .device/kinema.gz > .device/kinema && chmod +x .device/kinema; fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
@@ -52,3 +55,4 @@ for part in "${parts[@]}"; do
     grep -hE '"(gpu|dit_forward_median_s|peak_memory_gib|vae_decode_median_s|vae_peak_memory_gib|pipeline_median_s|pipeline_peak_memory_gib|umt5_encode_median_s)"' "$OUT/d-$part.log" 2>/dev/null
 done
 grep -h -A 14 "per-kernel" "$OUT/k-dit13.log" 2>/dev/null
+tar -czf "$FINAL_OUT/perf.tar.gz" -C "$OUT" .

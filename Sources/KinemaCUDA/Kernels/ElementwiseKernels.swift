@@ -86,8 +86,11 @@ enum ElementwiseKernels {
         }
         // out[b, c, ...] += bias[c] for a contiguous [B, C, inner] output (cuDNN convolutions' bias).
         extern "C" __global__ void kinema_channel_bias(T_T* out, const float* bias, long long n, int C, long long inner) {
-            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-                T_ST(out, i, T_LD(out, i) + bias[(i / inner) % C]);
+            // 32-bit division when the index fits (64-bit division is a long software routine).
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+                int channel = n < 4294967296LL ? (int)(((unsigned int)i / (unsigned int)inner) % (unsigned int)C) : (int)((i / inner) % C);
+                T_ST(out, i, T_LD(out, i) + bias[channel]);
+            }
         }
         extern "C" __global__ void kinema_affine(const T_T* in, Layout L, T_T* out, long long n, float scale, float shift) {
             for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)

@@ -14,19 +14,49 @@ struct KernelLayout {
 
     /// The layout of `tensor` (its offset included), viewed with `shape` (broadcast axes get stride 0).
     init(_ tensor: Tensor) throws {
-        guard tensor.rank <= KernelLayout.maxRank else {
-            throw KinemaError.unsupported("CUDA kernels handle up to \(KernelLayout.maxRank) dimensions, got \(tensor.shape)")
+        try self.init(shape: tensor.shape, strides: tensor.strides)
+    }
+
+    init(shape: [Int], strides: [Int]) throws {
+        guard shape.count <= KernelLayout.maxRank else {
+            throw KinemaError.unsupported("CUDA kernels handle up to \(KernelLayout.maxRank) dimensions, got \(shape)")
         }
-        rank = Int64(tensor.rank)
+        rank = Int64(shape.count)
         withUnsafeMutableBytes(of: &size) { raw in
             let sizes = raw.bindMemory(to: Int64.self)
-            for (axis, value) in tensor.shape.enumerated() { sizes[axis] = Int64(value) }
+            for (axis, value) in shape.enumerated() { sizes[axis] = Int64(value) }
         }
         withUnsafeMutableBytes(of: &stride) { raw in
-            let strides = raw.bindMemory(to: Int64.self)
-            for (axis, value) in tensor.strides.enumerated() { strides[axis] = Int64(value) }
+            let values = raw.bindMemory(to: Int64.self)
+            for (axis, value) in strides.enumerated() { values[axis] = Int64(value) }
         }
         offset = 0  // kernels receive the address of element 0 of the view
+    }
+
+    /// Layouts of same-shape tensors read with one logical index, with the axes merged that every one of
+    /// them walks as a single run: size-1 axes are dropped, and axis d joins d + 1 when
+    /// stride[d] = stride[d + 1] · size[d + 1] in all of them. A contiguous tensor becomes rank 1, which the
+    /// kernels index without any division; a rank-5 NCDHW slice along T becomes rank 2 or 3. The mapping
+    /// from logical index to element is unchanged, so results are bit-identical.
+    static func coalesced(_ tensors: [Tensor]) throws -> [KernelLayout] {
+        guard let first = tensors.first else { return [] }
+        precondition(tensors.allSatisfy { $0.shape == first.shape }, "coalesced layouts need one shape")
+        let kept = first.shape.indices.filter { first.shape[$0] != 1 }
+        var shape: [Int] = []
+        var strides: [[Int]] = Array(repeating: [], count: tensors.count)
+        for axis in kept {
+            let extent = first.shape[axis]
+            if let last = shape.indices.last,
+                tensors.indices.allSatisfy({ strides[$0][last] == tensors[$0].strides[axis] * extent })
+            {
+                shape[last] *= extent
+                for index in tensors.indices { strides[index][last] = tensors[index].strides[axis] }
+            } else {
+                shape.append(extent)
+                for index in tensors.indices { strides[index].append(tensors[index].strides[axis]) }
+            }
+        }
+        return try tensors.indices.map { try KernelLayout(shape: shape, strides: strides[$0]) }
     }
 }
 
@@ -70,6 +100,7 @@ enum KernelPrelude {
     // (a 64-bit division is a long software routine on the GPU; strided copies such as the attention
     // head merge spent most of their time in it); offsets stay 64-bit.
     __device__ __forceinline__ long long offset_of(const Layout& L, long long linear) {
+        if (L.rank <= 1) return L.rank == 1 ? linear * L.stride[0] : 0;  // coalesced runs: no division
         long long off = 0;
         for (int d = (int)L.rank - 1; d >= 0; --d) {
             long long s = L.size[d];

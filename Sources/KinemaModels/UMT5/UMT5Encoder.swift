@@ -59,10 +59,11 @@ struct UMT5Block {
         backend = w.backend
     }
 
-    /// x [B, L, D] f32; mask bias [B, 1, 1, L] f32 or nil → [B, L, D] f32
-    func callAsFunction(_ x: Tensor, mask: Tensor?) throws -> Tensor {
+    /// x [B, L, D] f32; buckets: umt5BucketOneHot [numBuckets, L·L] f32; mask bias [B, 1, 1, L] f32 or nil
+    /// → [B, L, D] f32
+    func callAsFunction(_ x: Tensor, buckets: Tensor, mask: Tensor?) throws -> Tensor {
         let b = backend
-        let bias = try attention.bias(length: x.shape[1], mask: mask)
+        let bias = try attention.bias(buckets: buckets, length: x.shape[1], mask: mask)
         let attended = try attention(try b.cast(try norm1(x), to: dtype), bias: bias)
         let y = try b.add(x, attended)  // f32 + compute dtype → f32
         return try b.add(y, try feedForward(try b.cast(try norm2(y), to: dtype)))
@@ -143,8 +144,9 @@ public final class UMT5Encoder {
         }
         var x = try b.cast(try b.reshape(try b.concat(rows, axis: 0), [batch, length, config.dModel]), to: .f32)
         try taps?.record(.embedding, x, backend: b)
+        let buckets = try b.upload(try umt5BucketOneHot(length: length, numBuckets: config.numBuckets, maxDistance: config.maxDistance))
         for (index, block) in blocks.enumerated() {
-            x = try block(x, mask: maskBias)
+            x = try block(x, buckets: buckets, mask: maskBias)
             if index == 0 { try taps?.record(.firstBlock, x, backend: b) }
         }
         return try norm(x)
