@@ -54,6 +54,10 @@ public final class CPUBackend: Backend {
         try CPUFused.rmsNormRope(x, weight: weight, eps: eps, cos: cos, sin: sin, heads: heads)
     }
 
+    public func channelRMSNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor {
+        try composedChannelRMSNorm(x, weight: weight, eps: eps, silu: silu)
+    }
+
     public func matmul(_ a: Tensor, _ b: Tensor) throws -> Tensor { try CPUMatmul.matmul(a, b) }
     public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?, activation: LinearActivation) throws -> Tensor {
         try CPUMatmul.linear(x, weight: weight, bias: bias, activation: activation)

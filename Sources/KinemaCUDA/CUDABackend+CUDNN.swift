@@ -54,11 +54,17 @@ extension CUDABackend {
             return false
         }
         if let bias {
-            let (channels, inner) = (out.shape[1], out.count / max(1, out.shape[0] * out.shape[1]))
-            try launchLinear("kinema_channel_bias", ElementwiseKernels.unary(out.dtype), count: out.count) { arguments in
+            let (planes, channels) = (out.shape[0] * out.shape[1], out.shape[1])
+            let inner = out.count / max(1, planes)
+            guard planes > 0, inner > 0 else { return true }
+            // Enough blocks to fill the GPU: planes × blocks-per-plane ≈ 64 per multiprocessor.
+            let perPlane = max(1, min((inner + 255) / 256, context.multiprocessors * 64 / planes))
+            try launch(
+                "kinema_channel_bias", ElementwiseKernels.unary(out.dtype), grid: (perPlane, min(planes, 65535), 1), block: (256, 1, 1)
+            ) { arguments in
                 arguments.append(address(out))
                 arguments.append(address(bias))
-                arguments.append(Int64(out.count))
+                arguments.append(Int64(planes))
                 arguments.append(Int32(channels))
                 arguments.append(Int64(inner))
             }

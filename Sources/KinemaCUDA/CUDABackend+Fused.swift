@@ -132,4 +132,30 @@ extension CUDABackend {
         return (rows, t.shape[0] == 1 ? 0 : rows.strides[0])
     }
 
+    public func channelRMSNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor {
+        let op = "channelRMSNorm"
+        try computable(x, op)
+        guard x.rank >= 2 else {
+            throw KinemaError.shapeMismatch(context: op, expected: "x [B, C, …]", found: "\(x.shape)")
+        }
+        let (batch, channels) = (x.shape[0], x.shape[1])
+        let spatial = x.shape.dropFirst(2).reduce(1, *)
+        let w = try parameter(weight, length: channels, "\(op) weight")
+        guard fusedPasses, channels <= Int(Int32.max) else {
+            return try composedChannelRMSNorm(x, weight: w, eps: eps, silu: silu)
+        }
+        let input = try contiguous(x)
+        let out = try empty(x.shape, x.dtype)
+        try launchLinear("kinema_channel_rms_norm", FusedKernels.channelRMSNorm(x.dtype), count: batch * spatial) { arguments in
+            arguments.append(address(input))
+            arguments.append(address(out))
+            arguments.append(Int32(channels))
+            arguments.append(Int64(spatial))
+            arguments.append(Int64(batch * spatial))
+            arguments.append(optionalAddress(w))
+            arguments.append(eps)
+            arguments.append(Int32(silu ? 1 : 0))
+        }
+        return out
+    }
 }

@@ -132,6 +132,12 @@ public final class CUDAContext: @unchecked Sendable {
         (allocator.bytesInUse, allocator.peakBytesInUse, allocator.bytesCached)
     }
 
+    /// The blocks in use at the last peak, largest share first: (rounded block bytes, how many).
+    public var blocksAtPeak: [(bytes: Int, count: Int)] {
+        allocator.blocksAtPeak.filter { $0.value > 0 }.map { (bytes: $0.key, count: $0.value) }
+            .sorted { $0.bytes * $0.count > $1.bytes * $1.count }
+    }
+
     /// Architecture string for NVRTC: sm_90a on Hopper (wgmma), sm_XY elsewhere.
     public var architecture: String {
         let (major, minor) = computeCapability
@@ -179,6 +185,10 @@ final class CUDAAllocator: @unchecked Sendable {
     private(set) var bytesInUse = 0
     private(set) var bytesCached = 0
     private(set) var peakBytesInUse = 0
+    /// Blocks in use by rounded size (size → count), and that census when the peak was last raised: what
+    /// the peak is made of (the bench prints it).
+    private var liveBlocks: [Int: Int] = [:]
+    private(set) var blocksAtPeak: [Int: Int] = [:]
 
     init(driver: CUDADriverAPI, device: Device, budget: Int?) {
         self.driver = driver
@@ -193,7 +203,17 @@ final class CUDAAllocator: @unchecked Sendable {
         return (size + granule - 1) / granule * granule
     }
 
-    func resetPeak() { lock.withLock { peakBytesInUse = bytesInUse } }
+    func resetPeak() { lock.withLock { peakBytesInUse = bytesInUse; blocksAtPeak = liveBlocks } }
+
+    /// Counts a block of `size` as in use and raises the peak if needed (lock held).
+    private func takeLocked(_ size: Int) {
+        bytesInUse += size
+        liveBlocks[size, default: 0] += 1
+        if bytesInUse > peakBytesInUse {
+            peakBytesInUse = bytesInUse
+            blocksAtPeak = liveBlocks
+        }
+    }
 
     /// Changes the budget (nil: none); blocks already allocated stay.
     func setBudget(_ bytes: Int?) { lock.withLock { budget = bytes } }
@@ -204,8 +224,7 @@ final class CUDAAllocator: @unchecked Sendable {
             if var list = free[size], let reused = list.popLast() {
                 free[size] = list
                 bytesCached -= size
-                bytesInUse += size
-                peakBytesInUse = max(peakBytesInUse, bytesInUse)
+                takeLocked(size)
                 return reused
             }
             if let budget, bytesInUse + size > budget {
@@ -229,8 +248,7 @@ final class CUDAAllocator: @unchecked Sendable {
                     requestedBytes: bytes,
                     detail: "\(device): \(bytesInUse) bytes in use by Kinema, \(freeBytes) of \(total) free on the device (CUDA error \(result))")
             }
-            bytesInUse += size
-            peakBytesInUse = max(peakBytesInUse, bytesInUse)
+            takeLocked(size)
             return pointer
         }
         guard let base = UnsafeMutableRawPointer(bitPattern: UInt(address)) else {
@@ -245,6 +263,7 @@ final class CUDAAllocator: @unchecked Sendable {
         lock.withLock {
             free[size, default: []].append(address)
             bytesInUse -= size
+            liveBlocks[size, default: 1] -= 1
             bytesCached += size
         }
     }

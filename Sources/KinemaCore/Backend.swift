@@ -91,6 +91,10 @@ public protocol Backend: AnyObject, Sendable {
     /// x [B, L, H·d] with unit last stride (rows may be strided, e.g. a slice of a fused QKV output);
     /// weight [H·d] or nil; cos, sin [L, d/2]. Result [B, L, H·d] contiguous (viewable as [B, L, H, d]).
     func rmsNormRope(_ x: Tensor, weight: Tensor?, eps: Float, cos: Tensor, sin: Tensor, heads: Int) throws -> Tensor
+    /// The Wan VAE's norm: RMS over the channel axis of x [B, C, …] (any trailing axes, any strides),
+    /// x / sqrt(mean_c(x²) + eps) · weight[c], then SiLU when `silu`, in f32 and rounded once to x's dtype.
+    /// weight [C] or nil. Result: x's shape, contiguous. Equals `composedChannelRMSNorm` (rounded once).
+    func channelRMSNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor
     /// Concatenates along `axis`; all other axes must match.
     func concat(_ xs: [Tensor], axis: Int) throws -> Tensor
     /// 3-D convolution (cross-correlation, as PyTorch). x [B, Cin, T, H, W], weight [Cout, Cin, kT, kH, kW],
@@ -133,4 +137,19 @@ extension Backend {
 /// PyTorch's `approximate=` argument of GELU: "none" is the erf form, "tanh" the tanh approximation.
 public enum GELUApproximation: String, Sendable {
     case none, tanh
+}
+
+extension Backend {
+    /// `channelRMSNorm` as a composition of the basic ops: the channel axis moved last, `rmsNorm` over it,
+    /// `silu`, and back to [B, C, …] contiguous. The CPU reference, and CUDA's path with KINEMA_FUSED=0.
+    public func composedChannelRMSNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor {
+        guard x.rank >= 2 else {
+            throw KinemaError.shapeMismatch(context: "channelRMSNorm", expected: "x [B, C, …]", found: "\(x.shape)")
+        }
+        let toChannelsLast = [0] + Array(2..<x.rank) + [1]
+        let toChannelsFirst = [0, x.rank - 1] + Array(1..<(x.rank - 1))
+        var y = try rmsNorm(try x.permuted(toChannelsLast), weight: weight, eps: eps)
+        if silu { y = try self.silu(y) }
+        return try contiguous(try y.permuted(toChannelsFirst))
+    }
 }

@@ -41,8 +41,13 @@ public struct DiTBenchmarkReport: Codable {
     /// Matmul + attention FLOPs of one forward (2 per multiply-add).
     public var flops: Double
     public var achievedGFLOPS: Double
-    /// Peak bytes held by Kinema's device allocator (GPU runs only).
+    /// Peak bytes in use in Kinema's device allocator during the forwards (weights included; the peak
+    /// is reset after the build, so loading transients do not count). GPU runs only.
     public var peakDeviceBytes: Int?
+    /// Bytes in use after the build, before the first forward: the weights and what the model caches.
+    public var residentDeviceBytes: Int?
+    /// The largest groups of blocks in use at the peak, e.g. "3 × 200.0 MiB" (GPU runs).
+    public var peakBlocks: [String]?
     /// Per-kernel GPU time of one profiled forward, longest first (with `profile`).
     public var kernels: [KernelTime]?
     /// Which implementation ran attention / conv3d, and the cuDNN problems planned (GPU runs).
@@ -73,6 +78,8 @@ public enum DiTBenchmark {
         let store = WeightStore(synthesizingFor: "Wan transformer (synthetic)", backend: backend, seed: 1)
         let model = try store.build { try WanTransformer($0, config: c, precision: request.precision) }
         let loadSeconds = ComponentForward.seconds(clock.now - loadStart)
+        let resident = (backend as? CUDABackend)?.context.memoryUse.inUse
+        (backend as? CUDABackend)?.context.resetPeakMemory()
 
         var random = SyntheticWeights(seed: 7)
         let batch = 1
@@ -100,7 +107,11 @@ public enum DiTBenchmark {
         let work = flops(c, tokens: tokens, textTokens: request.textTokens, imageTokens: image == nil ? 0 : 257)
         return DiTBenchmarkReport(
             tokens: tokens, loadSeconds: loadSeconds, stepSeconds: times, medianSeconds: median, flops: work,
-            achievedGFLOPS: work / median / 1e9, peakDeviceBytes: Backends.peakDeviceBytes(backend), kernels: kernels,
+            achievedGFLOPS: work / median / 1e9, peakDeviceBytes: Backends.peakDeviceBytes(backend), residentDeviceBytes: resident,
+            peakBlocks: (backend as? CUDABackend)?.context.blocksAtPeak.prefix(12).map {
+                String(format: "%d × %.1f MiB", $0.count, Double($0.bytes) / 1_048_576)
+            },
+            kernels: kernels,
             selection: (backend as? CUDABackend)?.librarySelection, cudnnPlans: (backend as? CUDABackend)?.cudnnPlanSummary)
     }
 }

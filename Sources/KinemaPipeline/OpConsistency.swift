@@ -84,6 +84,11 @@ enum OpConsistency {
             cases.append(Case(name: "concat axis 1 \(tag)", tolerance: 0) { b in
                 try b.concat([try b.upload(x), try b.upload(try random([3, 2, 5], seed: 11, dtype: dtype))], axis: 1)
             })
+            // The VAE cache concatenation along T: long contiguous runs, copied as 16-byte vectors.
+            cases.append(Case(name: "concat frames [1,16,2|3,6,8] (vector copies) \(tag)", tolerance: 0) { b in
+                let history = try b.upload(try random([1, 16, 2, 6, 8], seed: 54, dtype: dtype))
+                return try b.concat([history, try b.upload(try random([1, 16, 3, 6, 8], seed: 55, dtype: dtype))], axis: 2)
+            })
             let a = try random([2, 1, 33, 70], seed: 12, scale: 0.1, dtype: dtype)
             let m = try random([3, 70, 19], seed: 13, scale: 0.1, dtype: dtype)
             cases.append(Case(name: "matmul broadcast [2,1,33,70]·[3,70,19] \(tag)", tolerance: tol) { b in
@@ -203,6 +208,19 @@ enum OpConsistency {
         })
         cases.append(Case(name: "gatedResidual \(tag) + f32·shared gate", tolerance: tolerance) { b in
             try b.gatedResidual(try b.upload(update), try b.upload(residual), gate: try b.upload(shared))
+        })
+        // The VAE norm over channels: [B, C, T, H, W] with SiLU, a permuted input without it, and rank 3.
+        let video = try random([2, 96, 3, 5, 7], seed: 51, scale: 3, dtype: dtype)
+        let channelWeight = try random([96], seed: 52)
+        cases.append(Case(name: "channelRMSNorm + SiLU [2,96,3,5,7] \(tag)", tolerance: tolerance) { b in
+            try b.channelRMSNorm(try b.upload(video), weight: try b.upload(channelWeight), eps: 1e-24 / 96, silu: true)
+        })
+        cases.append(Case(name: "channelRMSNorm permuted [3,96,2,5,7] \(tag)", tolerance: tolerance) { b in
+            let x = try b.upload(video).permuted([2, 1, 0, 3, 4])
+            return try b.channelRMSNorm(x, weight: try b.upload(channelWeight), eps: 1e-6, silu: false)
+        })
+        cases.append(Case(name: "channelRMSNorm [4,7,11] no weight + SiLU \(tag)", tolerance: tolerance) { b in
+            try b.channelRMSNorm(try b.upload(try random([4, 7, 11], seed: 53, dtype: dtype)), weight: nil, eps: 1e-6, silu: true)
         })
         // q of a fused [B, L, 3·H·d] projection: 3 heads of d = 128 (a strided slice), and 5 heads of d = 6.
         let fusedQKV = try random([2, 45, 3 * 384], seed: 47, dtype: dtype)

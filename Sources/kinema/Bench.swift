@@ -58,6 +58,8 @@ struct Bench: ParsableCommand {
             print("  steps: " + report.stepSeconds.map { String(format: "%.3f s", $0) }.joined(separator: ", "))
             print(String(format: "  median: %.3f s/forward, %.1f GFLOP/s (%.3g FLOP)", report.medianSeconds, report.achievedGFLOPS, report.flops))
             if let peak = report.peakDeviceBytes { print("  peak device memory (Kinema allocator): \(formatBytes(peak))") }
+            if let resident = report.residentDeviceBytes { print("  resident after build (weights): \(formatBytes(resident))") }
+            if let blocks = report.peakBlocks { print("  largest blocks in use at the peak: " + blocks.joined(separator: ", ")) }
             printSelection(report.selection, report.cudnnPlans)
             if let kernels = report.kernels {
                 let total = kernels.reduce(0) { $0 + $1.milliseconds }

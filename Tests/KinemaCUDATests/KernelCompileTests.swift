@@ -35,12 +35,13 @@ final class KernelCompileTests: XCTestCase {
         for input in floats {
             for output in floats { all.append(("cast \(input)→\(output)", ElementwiseKernels.cast(from: input, to: output))) }
         }
-        for bytes in [1, 2, 4, 8] { all.append(("copyRaw \(bytes)", ElementwiseKernels.copyRaw(elementBytes: bytes))) }
+        for bytes in [1, 2, 4, 8, 16] { all.append(("copyRaw \(bytes)", ElementwiseKernels.copyRaw(elementBytes: bytes))) }
         for a in floats {
             all.append(("unary \(a)", ElementwiseKernels.unary(a)))
             all.append(("norms \(a)", RowKernels.norms(a)))
             all.append(("attention \(a)", MatrixKernels.attention(a)))
             all.append(("rmsNormRope \(a)", FusedKernels.rmsNormRope(a)))
+            all.append(("channelRMSNorm \(a)", FusedKernels.channelRMSNorm(a)))
             for b in floats {
                 all.append(("modulatedLayerNorm \(a)→\(b)", FusedKernels.modulatedLayerNorm(a, out: b)))
                 all.append(("gatedResidual \(a), \(b)", FusedKernels.gatedResidual(a, b)))

@@ -13,11 +13,12 @@ import XCTest
 final class WanTransformerGoldenTests: XCTestCase {
     enum Layout: String { case diffusers, wan }
 
-    func runCase(_ name: String, layout: Layout, precision: Precision) throws {
+    func runCase(_ name: String, layout: Layout, precision: Precision, ffnSlabBytes: Int? = nil) throws {
         let folder = Fixtures.path("wan_dit/\(name)/\(layout.rawValue)")
         let files = try ModelFiles.transformer(at: folder)
         let model = try WanTransformer.load(
             from: files.weights, configJSON: try ModelFiles.configJSON(files), backend: CPUBackend.shared, precision: precision)
+        if let ffnSlabBytes { model.ffnSlabBytes = ffnSlabBytes }
         let io = try Fixtures.open("wan_dit/\(name)/io.safetensors")
         let inputs = WanTransformerInputs(
             latents: try io.tensor("hidden_states"), timestep: try io.tensor("timestep"),
@@ -57,4 +58,7 @@ final class WanTransformerGoldenTests: XCTestCase {
     func testOddGridWanLayoutF32() throws { try runCase("odd", layout: .wan, precision: .f32) }
     func testOddGridDiffusersLayoutBF16() throws { try runCase("odd", layout: .diffusers, precision: .bf16) }
     func testOddGridWanLayoutBF16() throws { try runCase("odd", layout: .wan, precision: .bf16) }
+    // The FFN in slabs of tokens (a few KiB here, so the odd grid's tokens split unevenly into many slabs).
+    func testFeedForwardInTokenSlabsF32() throws { try runCase("odd", layout: .diffusers, precision: .f32, ffnSlabBytes: 4096) }
+    func testFeedForwardInTokenSlabsBF16() throws { try runCase("t2v", layout: .wan, precision: .bf16, ffnSlabBytes: 3000) }
 }

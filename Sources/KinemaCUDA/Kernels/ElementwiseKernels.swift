@@ -26,17 +26,20 @@ enum ElementwiseKernels {
         """#
     }
 
-    /// Bit-exact strided → strided copy for any element size.
+    /// Bit-exact strided → strided copy for element sizes 1, 2, 4, 8 and 16 bytes (16: runs of narrower
+    /// elements moved as one vector, see CUDABackend.copy).
     static func copyRaw(elementBytes: Int) -> String {
         let type: String
         switch elementBytes {
         case 1: type = "unsigned char"
         case 2: type = "unsigned short"
         case 4: type = "unsigned int"
-        default: type = "unsigned long long"
+        case 8: type = "unsigned long long"
+        default: type = "V16"
         }
         return KernelPrelude.source + """
 
+        struct alignas(16) V16 { unsigned int a, b, c, d; };
         typedef \(type) E;
         extern "C" __global__ void kinema_copy(const E* in, Layout Lin, E* out, Layout Lout, long long n) {
             for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
@@ -84,12 +87,14 @@ enum ElementwiseKernels {
             for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
                 T_ST(out, i, T_LD(out, i) + bias[i % N]);
         }
-        // out[b, c, ...] += bias[c] for a contiguous [B, C, inner] output (cuDNN convolutions' bias).
-        extern "C" __global__ void kinema_channel_bias(T_T* out, const float* bias, long long n, int C, long long inner) {
-            // 32-bit division when the index fits (64-bit division is a long software routine).
-            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-                int channel = n < 4294967296LL ? (int)(((unsigned int)i / (unsigned int)inner) % (unsigned int)C) : (int)((i / inner) % C);
-                T_ST(out, i, T_LD(out, i) + bias[channel]);
+        // out[b, c, ...] += bias[c] for a contiguous [B, C, inner] output (cuDNN convolutions' bias). The grid's
+        // y index walks the B·C planes, so no thread divides to find its channel.
+        extern "C" __global__ void kinema_channel_bias(T_T* out, const float* bias, long long planes, int C, long long inner) {
+            for (long long plane = blockIdx.y; plane < planes; plane += gridDim.y) {
+                const float v = bias[plane % C];
+                T_T* p = out + plane * inner;
+                for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < inner; i += (long long)gridDim.x * blockDim.x)
+                    T_ST(p, i, T_LD(p, i) + v);
             }
         }
         extern "C" __global__ void kinema_affine(const T_T* in, Layout L, T_T* out, long long n, float scale, float shift) {

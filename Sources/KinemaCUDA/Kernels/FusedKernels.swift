@@ -147,4 +147,34 @@ enum FusedKernels {
         let rounded = max(32, (needed + 31) / 32 * 32)
         return rounded <= 1024 ? rounded : nil
     }
+
+    /// The Wan VAE norm over channels of a contiguous [B, C, S] tensor, with optional SiLU. One thread per
+    /// (b, s) position: the warp's 32 consecutive positions make every load and store of a channel one
+    /// coalesced run, where the unfused path transposed to channels-last and back (two strided passes).
+    /// The C values are read twice (statistics, then output); the second read hits L2.
+    static func channelRMSNorm(_ dtype: DType) -> String {
+        ElementwiseKernels.header([("X", dtype)]) + #"""
+
+        extern "C" __global__ void __launch_bounds__(256) kinema_channel_rms_norm(
+            const X_T* x, X_T* out, int C, long long S, long long positions, const float* w, float eps, int silu) {
+            for (long long p = blockIdx.x * (long long)blockDim.x + threadIdx.x; p < positions; p += (long long)gridDim.x * blockDim.x) {
+                const long long sample = p / S;
+                const long long base = sample * C * S + (p - sample * S);
+                float q = 0.0f;
+                for (int c = 0; c < C; ++c) { float v = X_LD(x, base + c * S); q += v * v; }
+                const float rstd = rsqrtf(q / C + eps);
+                for (int c = 0; c < C; ++c) {
+                    float y = X_LD(x, base + c * S) * rstd;
+                    if (w) y *= w[c];
+                    if (silu) {
+                        // y·sigmoid(y) as the unary SiLU computes it (exp of a non-positive argument only).
+                        float e = expf(-fabsf(y));
+                        y *= y >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e);
+                    }
+                    X_ST(out, base + c * S, y);
+                }
+            }
+        }
+        """#
+    }
 }

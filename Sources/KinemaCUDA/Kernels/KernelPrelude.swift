@@ -58,6 +58,37 @@ struct KernelLayout {
         }
         return try tensors.indices.map { try KernelLayout(shape: shape, strides: strides[$0]) }
     }
+
+    /// The same layouts read `factor` elements at a time, or nil when that is not the same data: every
+    /// layout must end in a unit-stride axis whose size `factor` divides, every other stride must be a
+    /// multiple of `factor`, and every start address a multiple of factor · elementBytes.
+    static func widened(_ layouts: [KernelLayout], by factor: Int, addresses: [UInt64], elementBytes: Int) -> [KernelLayout]? {
+        guard factor > 1, let rank = layouts.first.map({ Int($0.rank) }), rank >= 1,
+            addresses.allSatisfy({ $0 % UInt64(factor * elementBytes) == 0 })
+        else { return nil }
+        var result: [KernelLayout] = []
+        for layout in layouts {
+            var (size, stride) = (layout.size, layout.stride)
+            let fits = withUnsafeMutableBytes(of: &size) { sizeBytes in
+                withUnsafeMutableBytes(of: &stride) { strideBytes in
+                    let sizes = sizeBytes.bindMemory(to: Int64.self)
+                    let strides = strideBytes.bindMemory(to: Int64.self)
+                    let f = Int64(factor)
+                    guard strides[rank - 1] == 1, sizes[rank - 1] % f == 0,
+                        (0..<(rank - 1)).allSatisfy({ strides[$0] % f == 0 })
+                    else { return false }
+                    sizes[rank - 1] /= f
+                    for axis in 0..<(rank - 1) { strides[axis] /= f }
+                    return true
+                }
+            }
+            guard fits else { return nil }
+            var widened = layout
+            (widened.size, widened.stride) = (size, stride)
+            result.append(widened)
+        }
+        return result
+    }
 }
 
 enum KernelPrelude {

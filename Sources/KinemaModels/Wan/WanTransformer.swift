@@ -59,6 +59,9 @@ public final class WanTransformer {
     let blocks: [WanBlock]
     let headModulation: Tensor  // [1, 2, D] f32
     let head: Linear  // [out·1·2·2, D]
+    /// The FFN's hidden activation [B, L, F] is produced in slabs of tokens of at most this many bytes
+    /// (it is the forward's largest tensor); the result does not depend on it.
+    public var ffnSlabBytes = 256 << 20
 
     /// Builds from canonical (original Wan) keys.
     public init(_ w: WeightScope, config c: WanConfig, precision: Precision) throws {
@@ -149,8 +152,10 @@ public final class WanTransformer {
         let tokens = gridF * gridH * gridW
 
         // Patch embedding → [B, L, D] f32 (the residual stream).
-        let patches = try patchEmbedding(try b.cast(try b.upload(latents), to: .f32))  // [B, D, F', H', W']
-        var x = try b.contiguous(try b.reshape(patches, [batch, c.dim, tokens]).permuted([0, 2, 1]))
+        // patches [B, D, F', H', W'] → tokens [B, L, D]; one expression, so the f32 patch grid (as large as x)
+        // is released here rather than living through every block.
+        var x = try b.contiguous(
+            try b.reshape(try patchEmbedding(try b.cast(try b.upload(latents), to: .f32)), [batch, c.dim, tokens]).permuted([0, 2, 1]))
         try taps?.record(.patchEmbed, x, backend: b)
 
         let (embedding, projection) = try time(try b.upload(inputs.timestep), backend: b)  // [B, D], [B, 6D]
@@ -172,7 +177,7 @@ public final class WanTransformer {
 
         let ropeOnDevice = try rope(frames: gridF, height: gridH, width: gridW)
         for (index, block) in blocks.enumerated() {
-            x = try block(x, e0: e0, text: textContext, image: imageContext, rope: ropeOnDevice)
+            x = try block(x, e0: e0, text: textContext, image: imageContext, rope: ropeOnDevice, ffnSlabBytes: ffnSlabBytes)
             if index == 0 { try taps?.record(.firstBlock, x, backend: b) }
             if index == blocks.count - 1 { try taps?.record(.lastBlock, x, backend: b) }
         }

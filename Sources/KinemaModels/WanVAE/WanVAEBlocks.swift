@@ -156,9 +156,9 @@ struct WanChannelRMSNorm {
     }
 
     /// x [B, C, T, H, W] → norm followed by SiLU, contiguous [B, C, T, H, W] (the pair always appears
-    /// together in the residual blocks and heads).
+    /// together in the residual blocks and heads): one fused pass over the channels-first layout.
     func normalizedSiLU(_ x: Tensor) throws -> Tensor {
-        try backend.silu(try channelsLast(x).permuted([0, 4, 1, 2, 3]))
+        try backend.channelRMSNorm(x, weight: gamma, eps: eps, silu: true)
     }
 }
 
