@@ -30,13 +30,17 @@ public func wanTimestepFeatures(_ timesteps: [Float], dim: Int) throws -> Tensor
 struct WanTimeEmbedding {
     let linear1: Linear  // time_embedding.0 [D, freq]
     let linear2: Linear  // time_embedding.2 [D, D]
-    let projection: Linear  // time_projection.1 [6D, D]
+    /// time_projection.1 [6D, D], stored in the compute dtype: it is the one large weight here (6·D² —
+    /// 600 MiB in f32 for the 14B, the excess of Kinema's resident memory over diffusers' in the H100 run
+    /// of 2026-11-27). It is widened to f32 for its GEMM, so the math stays f32 as in Wan's
+    /// autocast(float32) region; the stored values are rounded to the compute dtype, as diffusers' are.
+    let projection: Linear
     let freqDim: Int
 
-    init(_ w: WeightScope, config c: WanConfig) throws {
+    init(_ w: WeightScope, config c: WanConfig, dtype: DType) throws {
         linear1 = try Linear(w["time_embedding.0"], inFeatures: c.freqDim, outFeatures: c.dim, dtype: .f32)
         linear2 = try Linear(w["time_embedding.2"], inFeatures: c.dim, outFeatures: c.dim, dtype: .f32)
-        projection = try Linear(w["time_projection.1"], inFeatures: c.dim, outFeatures: 6 * c.dim, dtype: .f32)
+        projection = try Linear(w["time_projection.1"], inFeatures: c.dim, outFeatures: 6 * c.dim, dtype: dtype)
         freqDim = c.freqDim
     }
 
@@ -44,7 +48,8 @@ struct WanTimeEmbedding {
     func callAsFunction(_ timesteps: Tensor, backend b: any Backend) throws -> (embedding: Tensor, projection: Tensor) {
         let features = try b.upload(wanTimestepFeatures(try b.download(timesteps).floats(), dim: freqDim))
         let embedding = try linear2(try b.unary(.silu, try linear1(features)))
-        let projected = try projection(try b.unary(.silu, embedding))
+        let weight = try b.cast(projection.weight, to: .f32)
+        let projected = try b.linear(try b.unary(.silu, embedding), weight: weight, bias: projection.bias)
         return (embedding, projected)
     }
 }

@@ -73,7 +73,7 @@ public final class WanTransformer {
         patchEmbedding = try Conv3d(
             w["patch_embedding"], inChannels: c.inDim, outChannels: c.dim, kernel: c.patchSize, stride: c.patchSize,
             dtype: .f32)
-        time = try WanTimeEmbedding(w, config: c)
+        time = try WanTimeEmbedding(w, config: c, dtype: dtype)
         text = try WanTextEmbedding(w, config: c, dtype: dtype)
         image = try c.imageDim.map { try WanImageEmbedding(w, config: c, imageDim: $0, dtype: dtype) }
         blocks = try (0..<c.numLayers).map { try WanBlock(w["blocks.\($0)"], config: c, dtype: dtype) }
@@ -177,7 +177,7 @@ public final class WanTransformer {
 
         let ropeOnDevice = try rope(frames: gridF, height: gridH, width: gridW)
         for (index, block) in blocks.enumerated() {
-            x = try block(x, e0: e0, text: textContext, image: imageContext, rope: ropeOnDevice, ffnSlabBytes: ffnSlabBytes)
+            x = try block(consume x, e0: e0, text: textContext, image: imageContext, rope: ropeOnDevice, ffnSlabBytes: ffnSlabBytes)
             if index == 0 { try taps?.record(.firstBlock, x, backend: b) }
             if index == blocks.count - 1 { try taps?.record(.lastBlock, x, backend: b) }
         }
