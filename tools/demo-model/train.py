@@ -38,7 +38,8 @@ TEXT_LEN = 512  # WanPipeline's max_sequence_length; Kinema pads to the same len
 STEP_LIST = [1000, 750, 500, 250]  # the step-distill sampler's denoising_step_list
 
 FULL = dict(
-    frames=17, size=128, vae_frames=17, vae_image_share=0.6, vae_image_batch=96,
+    frames=17, size=128, vae_frames=17, vae_image_share=0.6, vae_image_batch=96, vae_eval_every=250, vae_temporal_init=1,
+    vae_object_weight=32,
     vae=dict(base_dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
              temperal_downsample=[False, True, True], dropout=0.0),
     text=dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4, relative_attention_num_buckets=32,
@@ -47,7 +48,7 @@ FULL = dict(
     dit=dict(patch_size=[1, 2, 2], num_attention_heads=3, attention_head_dim=64, in_channels=16, out_channels=16,
              freq_dim=256, ffn_dim=576, num_layers=6, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
              eps=1e-6, image_dim=None, added_kv_proj_dim=None, rope_max_seq_len=1024, pos_embed_seq_len=None),
-    flow_shift=3.0, vae_batch=16, vae_lr=1e-3, dit_batch=128, dit_lr=3e-4, bank=8192, bank_refresh=64, refresh_every=32,
+    flow_shift=3.0, vae_batch=16, vae_lr=5e-4, vae_clip_lr=2e-4, dit_batch=128, dit_lr=3e-4, bank=8192, bank_refresh=64, refresh_every=32,
     teacher_pairs=8192, teacher_steps=25, teacher_guidance=4.0, teacher_batch=512,
     distill_batch=64, distill_lr=5e-5, base_steps=20, base_guidance=4.0, stats_clips=512, fps=8,
 )
@@ -115,6 +116,38 @@ def make_vae(cfg, stats=None):
     else:  # placeholders, replaced once the VAE is trained
         kwargs.update(latents_mean=[0.0] * kwargs["z_dim"], latents_std=[1.0] * kwargs["z_dim"])
     return AutoencoderKLWan(**kwargs)
+
+
+def init_temporal_passthrough(vae):
+    """Starts every temporal path of the causal VAE as a per-frame pass-through (weights only; the
+    architecture is diffusers' AutoencoderKLWan unchanged):
+    - each causal 3D conv (kernel 3 in time, padded by two past frames) keeps only its current-frame tap:
+      the two past taps [:, :, :2] start at zero;
+    - each temporal resample conv (`time_conv`, kernel (3, 1, 1)) starts as the identity on the current
+      frame: the encoder's downsample keeps the newest of the frames it merges, the decoder's upsample
+      (dim → 2·dim channels, read as two output frames) copies the frame into both.
+    Why: the single-frame phase runs the first-chunk path only, where the past taps see zero padding and the
+    time_convs are skipped, so none of them get a gradient there. Left at their random init they add noise of
+    the same size as the signal to every later frame once clips start, and the appearance learned on frames
+    does not carry over (the clip phase measured 4 dB on the object, its loss rising). With this init a VAE
+    trained on single frames codes each latent frame like frame 0, and the clip phase only has to learn the
+    motion within each group of 4 frames. Zero-initialised taps still receive gradients on clips."""
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanCausalConv3d, WanResample
+
+    with torch.no_grad():
+        time_convs = set()
+        for module in vae.modules():
+            if isinstance(module, WanResample) and hasattr(module, "time_conv"):
+                conv = module.time_conv  # weight [out, in, 3, 1, 1]; out = in (down) or 2·in (up)
+                conv.weight.zero_()
+                conv.bias.zero_()
+                channels = conv.weight.shape[1]
+                for part in range(conv.weight.shape[0] // channels):
+                    conv.weight[part * channels:(part + 1) * channels, :, -1, 0, 0] = torch.eye(channels)
+                time_convs.add(conv)
+        for module in vae.modules():
+            if isinstance(module, WanCausalConv3d) and module not in time_convs and module.weight.shape[2] > 1:
+                module.weight[:, :, :-1].zero_()  # taps t−2, t−1 (the causal padding sits in front)
 
 
 def make_text_encoder(cfg, vocab_size: int):
@@ -186,6 +219,30 @@ def decode_unclamped(vae, z):
     return torch.cat(frames, 2)
 
 
+@torch.no_grad()
+def vae_recon_psnr(vae, cfg, device, clips: int = 16, seed: int = 77) -> dict:
+    """PSNR in dB on fixed full-length clips, through the inference path exactly (AutoencoderKLWan.encode →
+    posterior mean → AutoencoderKLWan.decode, clamped, as the pipeline runs it): `all` (every pixel),
+    `object` (pixels on the object), `object_first` / `object_later` (on the object, frame 0 — the causal
+    first-chunk path — and frames 1… — the temporal path)."""
+    was_training = vae.training
+    vae.eval()
+    video, fgmask, _, _ = world.sample_batch(random.Random(seed), clips, device, cfg["frames"], cfg["size"])
+    recon = []
+    for k in range(0, clips, 8):
+        with autocast(device):
+            recon.append(vae.decode(vae.encode(video[k:k + 8]).latent_dist.mean).sample.float())
+    err = ((torch.cat(recon) - video) / 2).square()
+    on_object = (fgmask > 0.5).expand_as(err)
+    vae.train(was_training)
+
+    def db(e):
+        return -10 * math.log10(max(e.mean().item(), 1e-10))
+
+    return dict(all=db(err), object=db(err[on_object]), object_first=db(err[:, :, :1][on_object[:, :, :1]]),
+                object_later=db(err[:, :, 1:][on_object[:, :, 1:]]))
+
+
 def stage_vae(args, cfg, device, budget: Budget):
     path = args.work / "vae.pt"
     state = load(path) or {}
@@ -201,6 +258,8 @@ def stage_vae(args, cfg, device, budget: Budget):
         if "opt" in state:
             opt.load_state_dict(state["opt"])
         log(f"vae: resumed at step {step}")
+    elif cfg.get("vae_temporal_init", 1):
+        init_temporal_passthrough(vae)
     rng = random.Random(1000 + step)
     stats_reserve = 20 if not args.smoke else 1
     max_steps = args.max_steps or 10**9
@@ -210,11 +269,29 @@ def stage_vae(args, cfg, device, budget: Budget):
     # a decoder trained on shorter clips drifts on the later latent frames (seen with 9-frame training:
     # frame 17 fell apart).
     image_until = budget.left() - cfg["vae_image_share"] * (budget.left() - stats_reserve)
+    clip_start = None  # (step, seconds left) when the clip phase began
     vae.train()
     while budget.left() > stats_reserve and step < max_steps:
+        # With --max-steps the phases split by steps (reproducible comparisons on a shared CPU), else by time.
+        images = step < cfg["vae_image_share"] * args.max_steps if args.max_steps else budget.left() > image_until
+        if images:
+            lr = warmup_lr(step, cfg["vae_lr"], 200)
+        else:
+            # The clip phase restarts its learning rate: the temporal taps get their first gradients here
+            # (Adam moves every one of them by ~lr per step at first), and its batches are small (16 clips).
+            # At 1e-3 the loss rose through the whole clip phase (l1w 0.19 → 0.35 on the H100; on the CPU,
+            # 16-sample batches at 1e-3 collapse and never learn the object, at 3e-4 they learn it steadily).
+            # Warm-up, then cosine decay to a tenth by the end of the budget, which the final quality needs.
+            if clip_start is None:
+                clip_start = (step, budget.left())
+            if args.max_steps:
+                done = (step - clip_start[0]) / max(1, args.max_steps - clip_start[0])
+            else:
+                done = (clip_start[1] - budget.left()) / max(1e-6, clip_start[1] - stats_reserve)
+            decay = 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, done)))
+            lr = warmup_lr(step - clip_start[0], cfg["vae_clip_lr"], 100) * decay
         for group in opt.param_groups:
-            group["lr"] = warmup_lr(step, cfg["vae_lr"], 200)
-        images = budget.left() > image_until
+            group["lr"] = lr
         batch, frames = (cfg["vae_image_batch"], 1) if images else (cfg["vae_batch"], cfg["vae_frames"])
         video, mask, _, _ = world.sample_batch(rng, batch, device, frames, cfg["size"])
         with autocast(device):
@@ -224,8 +301,10 @@ def stage_vae(args, cfg, device, budget: Budget):
             z = posterior.mean
             recon = decode_unclamped(vae, z)
         recon = recon.float()
-        # The object is a small part of each frame: weight its pixels up so its colour and edges are exact.
-        weight = 1 + 8 * mask
+        # The object is a small part of each frame (2–5 % of the pixels): weight its pixels up so its colour
+        # and edges are exact. At 1 + 32·coverage the object carries about half of the loss; at 1 + 8·coverage
+        # (a fifth) the small CPU runs needed twice the steps to reach the same error on the object.
+        weight = 1 + cfg["vae_object_weight"] * mask
         err = recon - video
         l1 = (weight * err.abs()).mean()
         l2 = (weight * err.square()).mean()
@@ -241,9 +320,13 @@ def stage_vae(args, cfg, device, budget: Budget):
         losses.append((l1.item(), l2.item(), kl.item()))
         if step % 50 == 0 or args.smoke:
             m = [sum(v) / len(losses) for v in zip(*losses)]
-            log(f"vae step {step} ({'frames' if images else 'clips'}) l1w {m[0]:.4f} l2w {m[1]:.5f} kl {m[2]:.2f} | {seen / (time.time() - t0):.1f} samples/s"
+            log(f"vae step {step} ({'frames' if images else 'clips'}) l1w {m[0]:.4f} l2w {m[1]:.5f} kl {m[2]:.2f} lr {lr:.1e} | {seen / (time.time() - t0):.1f} samples/s"
                 + (f" | gpu mem {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device.type == "cuda" else ""))
             losses = []
+        if cfg.get("vae_eval_every") and step % cfg["vae_eval_every"] == 0:
+            q = vae_recon_psnr(vae, cfg, device)
+            log(f"vae step {step} eval (full-length clips): recon PSNR {q['all']:.1f} dB, on the object {q['object']:.1f} dB "
+                f"(frame 0: {q['object_first']:.1f} dB, later frames: {q['object_later']:.1f} dB)")
         if time.time() - last_save > 120:
             save(path, dict(model=compact(vae.state_dict()), step=step))
             last_save = time.time()
@@ -254,23 +337,17 @@ def stage_vae(args, cfg, device, budget: Budget):
     srng = random.Random(77)
     with torch.no_grad():
         for _ in range(max(1, cfg["stats_clips"] // cfg["vae_batch"])):
-            video, fgmask, _, _ = world.sample_batch(srng, cfg["vae_batch"], device, cfg["frames"], cfg["size"])
+            video, _, _, _ = world.sample_batch(srng, cfg["vae_batch"], device, cfg["frames"], cfg["size"])
             with autocast(device):
                 mu = vae.encode(video).latent_dist.mean.float()  # [B, 16, t, h, w]
             sums = sums + mu.sum(dim=(0, 2, 3, 4))
             sq = sq + mu.square().sum(dim=(0, 2, 3, 4))
             count += mu.numel() // mu.shape[1]
-            recon_check = None
         mean = sums / count
         std = (sq / count - mean.square()).clamp(min=1e-8).sqrt()
-        with autocast(device):
-            recon_check = vae.decode(vae.encode(video).latent_dist.mean).sample.float()
-        err = ((recon_check - video) / 2).square()
-        psnr = -10 * torch.log10(err.mean())
-        on_object = (fgmask > 0.5).expand_as(err)
-        psnr_object = -10 * torch.log10(err[on_object].mean())
-    log(f"vae done at step {step}: recon PSNR {psnr.item():.1f} dB, on the object {psnr_object.item():.1f} dB "
-        f"(full-length clips); latent mean {mean.tolist()}")
+    q = vae_recon_psnr(vae, cfg, device)
+    log(f"vae done at step {step}: recon PSNR {q['all']:.1f} dB, on the object {q['object']:.1f} dB (frame 0: "
+        f"{q['object_first']:.1f} dB, later frames: {q['object_later']:.1f} dB; full-length clips); latent mean {mean.tolist()}")
     log(f"latent std {std.tolist()}")
     save(path, dict(model=compact(vae.state_dict()), step=step, latents_mean=mean.tolist(), latents_std=std.tolist()))
 
@@ -288,21 +365,21 @@ def stage_vae_decoder(args, cfg, device, budget: Budget):
     trainable = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
     for p in trainable:
         p.requires_grad_(True)
-    opt = torch.optim.AdamW(trainable, lr=cfg["vae_lr"] * 0.5, betas=(0.9, 0.99), weight_decay=0.0)
+    opt = torch.optim.AdamW(trainable, lr=cfg["vae_clip_lr"], betas=(0.9, 0.99), weight_decay=0.0)
     step = state.get("decoder_step", 0)
     rng = random.Random(30000 + step)
     t0, seen, losses, start = time.time(), 0, [], step
     vae.train()
     while budget.left() > 15:
         for group in opt.param_groups:
-            group["lr"] = warmup_lr(step - start, cfg["vae_lr"] * 0.5, 50)
+            group["lr"] = warmup_lr(step - start, cfg["vae_clip_lr"], 50)  # clips of 16: see stage_vae
         video, mask, _, _ = world.sample_batch(rng, cfg["vae_batch"], device, cfg["vae_frames"], cfg["size"])
         with torch.no_grad(), autocast(device):
             z = vae.encode(video).latent_dist.mean
         with autocast(device):
             recon = decode_unclamped(vae, z)
         err = recon.float() - video
-        weight = 1 + 8 * mask
+        weight = 1 + cfg["vae_object_weight"] * mask
         loss = (weight * err.abs()).mean() + (weight * err.square()).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -314,16 +391,9 @@ def stage_vae_decoder(args, cfg, device, budget: Budget):
         if step % 50 == 0:
             log(f"vae_decoder step {step} loss {sum(losses) / len(losses):.4f} | {seen / (time.time() - t0):.1f} clips/s")
             losses = []
-    vae.eval()
-    srng = random.Random(77)
-    with torch.no_grad():
-        video, fgmask, _, _ = world.sample_batch(srng, cfg["vae_batch"], device, cfg["frames"], cfg["size"])
-        with autocast(device):
-            recon = vae.decode(vae.encode(video).latent_dist.mean).sample.float()
-        err = ((recon - video) / 2).square()
-        on_object = (fgmask > 0.5).expand_as(err)
-    log(f"vae_decoder done at step {step}: recon PSNR {(-10 * torch.log10(err.mean())).item():.1f} dB, "
-        f"on the object {(-10 * torch.log10(err[on_object].mean())).item():.1f} dB")
+    q = vae_recon_psnr(vae, cfg, device)
+    log(f"vae_decoder done at step {step}: recon PSNR {q['all']:.1f} dB, on the object {q['object']:.1f} dB "
+        f"(frame 0: {q['object_first']:.1f} dB, later frames: {q['object_later']:.1f} dB)")
     state.update(model=compact(vae.state_dict()), decoder_step=step)
     save(path, state)
 
