@@ -205,6 +205,38 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return out
     }
 
+    /// One launch for any number of rows (the umT5 embedding lookup was 512 narrow + copy launches). The
+    /// host indices go up as i64 [n]. Rows move as the widest unit (16, 8 or 4 bytes) that divides the row
+    /// length and the row stride in bytes and aligns both base addresses; else as single elements.
+    public func gatherRows(_ table: Tensor, indices: [Int]) throws -> Tensor {
+        try onDevice(table, "gatherRows")
+        let (_, width) = try RowGather.validate(table, indices: indices)
+        let out = try empty([indices.count, width], table.dtype)
+        guard out.count > 0 else { return out }
+        let deviceIndices = try upload(try Tensor(integers: indices.map(Int64.init), shape: [indices.count]))
+        let byteSize = table.dtype.byteSize
+        let (rowBytes, strideBytes) = (width * byteSize, table.strides[0] * byteSize)
+        let addresses = [address(table), address(out)].map { UInt64($0) }
+        let unitBytes = [16, 8, 4].first { wide in
+            wide > byteSize && rowBytes % wide == 0 && strideBytes % wide == 0 && addresses.allSatisfy { $0 % UInt64(wide) == 0 }
+        } ?? byteSize
+        let units = rowBytes / unitBytes
+        let threads = min(256, (units + 31) / 32 * 32)
+        let grid = (min((units + threads - 1) / threads, context.multiprocessors * 32), min(indices.count, LaunchLimits.maxGridYZ), 1)
+        try launch(
+            "kinema_gather_rows", ElementwiseKernels.gatherRows(elementBytes: unitBytes), grid: grid, block: (threads, 1, 1),
+            label: "gatherRows \(table.dtype.rawValue) (\(unitBytes) B units)"
+        ) { arguments in
+            arguments.append(address(table))
+            arguments.append(Int64(strideBytes / unitBytes))
+            arguments.append(address(deviceIndices))
+            arguments.append(address(out))
+            arguments.append(Int64(indices.count))
+            arguments.append(Int64(units))
+        }
+        return out
+    }
+
     // MARK: - Elementwise
 
     public func unary(_ op: UnaryOp, _ x: Tensor) throws -> Tensor {

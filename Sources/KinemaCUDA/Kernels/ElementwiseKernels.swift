@@ -29,22 +29,48 @@ enum ElementwiseKernels {
     /// Bit-exact strided → strided copy for element sizes 1, 2, 4, 8 and 16 bytes (16: runs of narrower
     /// elements moved as one vector, see CUDABackend.copy).
     static func copyRaw(elementBytes: Int) -> String {
+        KernelPrelude.source + rawElement(bytes: elementBytes) + """
+
+        extern "C" __global__ void kinema_copy(const E* in, Layout Lin, E* out, Layout Lout, long long n) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+                out[offset_of(Lout, i)] = in[offset_of(Lin, i)];
+        }
+        """
+    }
+
+    /// Row gather for Backend.gatherRows: out[r, :] = table[indices[r], :], each row `units` elements of
+    /// `elementBytes` bytes (16: a row of narrower elements moved as 16-byte vectors when its length, the
+    /// row stride and both addresses allow, see CUDABackend.gatherRows). Threads run along the row
+    /// (x, coalesced), grid y walks the output rows. Indices were range-checked on the host.
+    static func gatherRows(elementBytes: Int) -> String {
+        rawElement(bytes: elementBytes) + """
+
+        extern "C" __global__ void kinema_gather_rows(const E* table, long long rowStride, const long long* indices,
+                                                      E* out, long long rows, long long units) {
+            for (long long r = blockIdx.y; r < rows; r += gridDim.y) {
+                const E* src = table + indices[r] * rowStride;
+                E* dst = out + r * units;
+                for (long long j = blockIdx.x * (long long)blockDim.x + threadIdx.x; j < units; j += (long long)gridDim.x * blockDim.x)
+                    dst[j] = src[j];
+            }
+        }
+        """
+    }
+
+    /// `typedef … E;` an unsigned type of 1, 2, 4 or 8 bytes, or a 16-byte aligned vector (any other size).
+    private static func rawElement(bytes: Int) -> String {
         let type: String
-        switch elementBytes {
+        switch bytes {
         case 1: type = "unsigned char"
         case 2: type = "unsigned short"
         case 4: type = "unsigned int"
         case 8: type = "unsigned long long"
         default: type = "V16"
         }
-        return KernelPrelude.source + """
+        return """
 
         struct alignas(16) V16 { unsigned int a, b, c, d; };
         typedef \(type) E;
-        extern "C" __global__ void kinema_copy(const E* in, Layout Lin, E* out, Layout Lout, long long n) {
-            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-                out[offset_of(Lout, i)] = in[offset_of(Lin, i)];
-        }
         """
     }
 
