@@ -244,6 +244,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let layoutX = try KernelLayout.coalesced([x])[0]
         let out = try empty(x.shape, x.dtype)
         let code = ElementwiseKernels.unaryCodes[op] ?? 0
+        if let vectors = vectorCount([x, out]) {
+            try launchLinear("kinema_unary_vec", ElementwiseKernels.unary(x.dtype), count: vectors, label: "unary \(op.rawValue) \(x.dtype.rawValue)") { arguments in
+                arguments.append(address(x))
+                arguments.append(address(out))
+                arguments.append(Int64(vectors))
+                arguments.append(code)
+            }
+            return out
+        }
         try launchLinear("kinema_unary", ElementwiseKernels.unary(x.dtype), count: x.count, label: "unary \(op.rawValue) \(x.dtype.rawValue)") { arguments in
             arguments.append(address(x))
             arguments.append(layoutX)
@@ -280,6 +289,19 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let (layoutLeft, layoutRight) = (layouts[0], layouts[1])
         let out = try empty(shape, outType)
         let code = ElementwiseKernels.binaryCodes[op] ?? 0
+        if a.dtype == b.dtype, a.dtype == outType, a.shape == shape, b.shape == shape, let vectors = vectorCount([a, b, out]) {
+            try launchLinear(
+                "kinema_binary_vec", ElementwiseKernels.binary(a.dtype, b.dtype, out: outType), count: vectors,
+                label: "binary \(op.rawValue) \(a.dtype.rawValue),\(b.dtype.rawValue)"
+            ) { arguments in
+                arguments.append(address(a))
+                arguments.append(address(b))
+                arguments.append(address(out))
+                arguments.append(Int64(vectors))
+                arguments.append(code)
+            }
+            return out
+        }
         try launchLinear(
             "kinema_binary", ElementwiseKernels.binary(a.dtype, b.dtype, out: outType), count: out.count,
             label: "binary \(op.rawValue) \(a.dtype.rawValue),\(b.dtype.rawValue)"
@@ -293,6 +315,17 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             arguments.append(code)
         }
         return out
+    }
+
+    /// The number of 16-byte vectors when every tensor is contiguous, starts 16-byte aligned and holds a
+    /// whole number of vectors (the vectorized elementwise kernels' condition), else nil.
+    private func vectorCount(_ tensors: [Tensor]) -> Int? {
+        guard let first = tensors.first, first.count > 0 else { return nil }
+        let lanes = 16 / first.dtype.byteSize
+        guard first.count % lanes == 0,
+            tensors.allSatisfy({ $0.isContiguous && $0.count == first.count && UInt64(address($0)) % 16 == 0 })
+        else { return nil }
+        return first.count / lanes
     }
 
     private func broadcastShape(_ a: [Int], _ b: [Int]) throws -> [Int] {

@@ -50,6 +50,7 @@ public enum CUDNNProbe {
             if context.architecture != "sm_90a" { emit("wgmma: needs sm_90, this GPU is \(context.architecture)") }
             return
         }
+        for shape in gemmShapes { emit(probe(gemm: shape, iterations: iterations, context: context)) }
         emit("cudnn \(context.cudnnDescription)")
         guard context.cudnnAvailable else { return }
         for shape in attentionShapes {

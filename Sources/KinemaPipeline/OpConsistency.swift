@@ -53,6 +53,18 @@ enum OpConsistency {
                     try b.binary(op, try b.upload(x), try b.upload(y))
                 })
             }
+            // Contiguous same-shape operands: the 16-byte vector kernels (a whole number of vectors).
+            let left = try random([3, 40, 56], seed: 56, dtype: dtype), right = try random([3, 40, 56], seed: 57, dtype: dtype)
+            for op in [UnaryOp.silu, .geluTanh, .exp] {
+                cases.append(Case(name: "unary \(op.rawValue) contiguous (vector) \(tag)", tolerance: max(tol, 2e-6)) { b in
+                    try b.unary(op, try b.upload(left))
+                })
+            }
+            for op in [BinaryOp.add, .mul, .div] {
+                cases.append(Case(name: "binary \(op.rawValue) contiguous (vector) \(tag)", tolerance: tol) { b in
+                    try b.binary(op, try b.upload(left), try b.upload(right))
+                })
+            }
             cases.append(Case(name: "binary add f32+\(tag)", tolerance: 1e-6) { b in
                 try b.add(try b.upload(try random([3, 37, 5], seed: 4)), try b.upload(x))
             })
