@@ -61,6 +61,9 @@ public enum CUDNNProbe {
                 emit(probe(conv: shape, dtype: dtype, iterations: iterations, context: context))
             }
         }
+        for shape in convShapes {
+            for line in probe(graphConv: shape, iterations: iterations, context: context) { emit(line) }
+        }
         for line in gpu.cudnnPlanSummary { emit("plan \(line)") }
     }
 

@@ -3,7 +3,7 @@
 # one call under 10 minutes, each part under its own limit so partial results come back.
 #   1. kinema doctor: every CUDA op (fused and vector kernels included) against the CPU reference, the cuDNN-
 #      forced and wgmma rows, and the model goldens (DiT, VAE, umT5, CLIP, I2V/FLF2V) on the GPU
-#   2. kinema cudnn-probe: the card's bf16 GEMM rate (issue 7's utilization row), cuDNN attention / conv and
+#   2. kinema cudnn-probe: the card's bf16 GEMM rate (issue 7's utilization row), cuDNN attention / conv (legacy, and the graph API in NCDHW and NDHWC) and
 #      the wgmma kernel at Wan shapes
 #   3. perf.sh dit14 vae pipe: the 14B forward (its peak memory vs diffusers: issue 4's last open figure), the
 #      VAE decode and the whole 4-step pipeline with the umT5 encode, each with diffusers in the same call
@@ -21,8 +21,8 @@ if [ -f .device/kinema.gz ] && [ ! -x .device/kinema ]; then gunzip -c .device/k
 timeout 150 ./.device/kinema doctor --fixtures Tests/Fixtures > "$LOGS/doctor.log" 2>&1
 echo "doctor rc $?"
 grep -E "FAIL|passed, " "$LOGS/doctor.log" | cut -c1-220 | head -20
-timeout 100 ./.device/kinema cudnn-probe --iterations 3 > "$LOGS/probe.log" 2>&1
+timeout 150 ./.device/kinema cudnn-probe --iterations 3 > "$LOGS/probe.log" 2>&1
 echo "probe rc $?"
-grep -E "^gemm|^sdpa|^wgmma sdpa" "$LOGS/probe.log" | cut -c1-200
+grep -E "^gemm|^sdpa|^wgmma sdpa|graph" "$LOGS/probe.log" | cut -c1-260
 OUT=$LOGS bash scripts/device/perf.sh dit14 vae pipe 2>&1 | grep -v "^ *[0-9.]* ms"
 tar -czf "$OUT/first-call.tar.gz" -C "$LOGS" .
