@@ -23,6 +23,7 @@ public final class CPUBackend: Backend {
     public func contiguous(_ x: Tensor) throws -> Tensor { try CPUShapeOps.contiguous(x) }
     public func cast(_ x: Tensor, to dtype: DType) throws -> Tensor { try CPUShapeOps.cast(x, to: dtype) }
     public func concat(_ xs: [Tensor], axis: Int) throws -> Tensor { try CPUShapeOps.concat(xs, axis: axis) }
+    public func gatherRows(_ table: Tensor, indices: [Int]) throws -> Tensor { try CPUShapeOps.gatherRows(table, indices: indices) }
 
     public func unary(_ op: UnaryOp, _ x: Tensor) throws -> Tensor { try CPUElementwise.unary(op, x) }
     public func binary(_ op: BinaryOp, _ a: Tensor, _ b: Tensor) throws -> Tensor { try CPUElementwise.binary(op, a, b) }

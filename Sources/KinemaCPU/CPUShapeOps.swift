@@ -1,7 +1,7 @@
 import KinemaCore
 
-// Copies that change layout or element type: contiguous, cast, concat. These handle every DType,
-// including f8 and the integer types; contiguous and concat move bytes unchanged.
+// Copies that change layout or element type: contiguous, cast, concat, gatherRows. These handle every
+// DType, including f8 and the integer types; contiguous, concat and gatherRows move bytes unchanged.
 
 enum CPUShapeOps {
     /// `x` itself when already contiguous (views share storage), else a row-major copy.
@@ -106,6 +106,26 @@ enum CPUShapeOps {
                     source.gatherBytes(position..<end, into: destination + target * size)
                     position = end
                 }
+            }
+        }
+        return out
+    }
+
+    /// out[r, :] = table[indices[r], :] (Backend.gatherRows): each row is one memcpy from wherever the
+    /// table's row stride puts it; threads split the output rows.
+    static func gatherRows(_ table: Tensor, indices: [Int]) throws -> Tensor {
+        try CPUChecks.host(table, "gatherRows")
+        let (_, width) = try RowGather.validate(table, indices: indices)
+        let out = try Tensor.uninitialized([indices.count, width], dtype: table.dtype)
+        guard out.count > 0 else { return out }
+        let size = table.dtype.byteSize
+        let rowBytes = width * size
+        let rowStrideBytes = table.strides[0] * size
+        let source = table.hostPointer
+        let destination = out.hostPointer
+        Parallel.forRanges(indices.count, grain: max(1, parallelGrain / width)) { range in
+            for row in range {
+                (destination + row * rowBytes).copyMemory(from: source + indices[row] * rowStrideBytes, byteCount: rowBytes)
             }
         }
         return out

@@ -205,6 +205,38 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return out
     }
 
+    /// One launch for any number of rows (the umT5 embedding lookup was 512 narrow + copy launches). The
+    /// host indices go up as i64 [n]. Rows move as the widest unit (16, 8 or 4 bytes) that divides the row
+    /// length and the row stride in bytes and aligns both base addresses; else as single elements.
+    public func gatherRows(_ table: Tensor, indices: [Int]) throws -> Tensor {
+        try onDevice(table, "gatherRows")
+        let (_, width) = try RowGather.validate(table, indices: indices)
+        let out = try empty([indices.count, width], table.dtype)
+        guard out.count > 0 else { return out }
+        let deviceIndices = try upload(try Tensor(integers: indices.map(Int64.init), shape: [indices.count]))
+        let byteSize = table.dtype.byteSize
+        let (rowBytes, strideBytes) = (width * byteSize, table.strides[0] * byteSize)
+        let addresses = [address(table), address(out)].map { UInt64($0) }
+        let unitBytes = [16, 8, 4].first { wide in
+            wide > byteSize && rowBytes % wide == 0 && strideBytes % wide == 0 && addresses.allSatisfy { $0 % UInt64(wide) == 0 }
+        } ?? byteSize
+        let units = rowBytes / unitBytes
+        let threads = min(256, (units + 31) / 32 * 32)
+        let grid = (min((units + threads - 1) / threads, context.multiprocessors * 32), min(indices.count, LaunchLimits.maxGridYZ), 1)
+        try launch(
+            "kinema_gather_rows", ElementwiseKernels.gatherRows(elementBytes: unitBytes), grid: grid, block: (threads, 1, 1),
+            label: "gatherRows \(table.dtype.rawValue) (\(unitBytes) B units)"
+        ) { arguments in
+            arguments.append(address(table))
+            arguments.append(Int64(strideBytes / unitBytes))
+            arguments.append(address(deviceIndices))
+            arguments.append(address(out))
+            arguments.append(Int64(indices.count))
+            arguments.append(Int64(units))
+        }
+        return out
+    }
+
     // MARK: - Elementwise
 
     public func unary(_ op: UnaryOp, _ x: Tensor) throws -> Tensor {
@@ -212,6 +244,15 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let layoutX = try KernelLayout.coalesced([x])[0]
         let out = try empty(x.shape, x.dtype)
         let code = ElementwiseKernels.unaryCodes[op] ?? 0
+        if let vectors = vectorCount([x, out]) {
+            try launchLinear("kinema_unary_vec", ElementwiseKernels.unary(x.dtype), count: vectors, label: "unary \(op.rawValue) \(x.dtype.rawValue)") { arguments in
+                arguments.append(address(x))
+                arguments.append(address(out))
+                arguments.append(Int64(vectors))
+                arguments.append(code)
+            }
+            return out
+        }
         try launchLinear("kinema_unary", ElementwiseKernels.unary(x.dtype), count: x.count, label: "unary \(op.rawValue) \(x.dtype.rawValue)") { arguments in
             arguments.append(address(x))
             arguments.append(layoutX)
@@ -248,6 +289,19 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         let (layoutLeft, layoutRight) = (layouts[0], layouts[1])
         let out = try empty(shape, outType)
         let code = ElementwiseKernels.binaryCodes[op] ?? 0
+        if a.dtype == b.dtype, a.dtype == outType, a.shape == shape, b.shape == shape, let vectors = vectorCount([a, b, out]) {
+            try launchLinear(
+                "kinema_binary_vec", ElementwiseKernels.binary(a.dtype, b.dtype, out: outType), count: vectors,
+                label: "binary \(op.rawValue) \(a.dtype.rawValue),\(b.dtype.rawValue)"
+            ) { arguments in
+                arguments.append(address(a))
+                arguments.append(address(b))
+                arguments.append(address(out))
+                arguments.append(Int64(vectors))
+                arguments.append(code)
+            }
+            return out
+        }
         try launchLinear(
             "kinema_binary", ElementwiseKernels.binary(a.dtype, b.dtype, out: outType), count: out.count,
             label: "binary \(op.rawValue) \(a.dtype.rawValue),\(b.dtype.rawValue)"
@@ -261,6 +315,17 @@ public final class CUDABackend: Backend, @unchecked Sendable {
             arguments.append(code)
         }
         return out
+    }
+
+    /// The number of 16-byte vectors when every tensor is contiguous, starts 16-byte aligned and holds a
+    /// whole number of vectors (the vectorized elementwise kernels' condition), else nil.
+    private func vectorCount(_ tensors: [Tensor]) -> Int? {
+        guard let first = tensors.first, first.count > 0 else { return nil }
+        let lanes = 16 / first.dtype.byteSize
+        guard first.count % lanes == 0,
+            tensors.allSatisfy({ $0.isContiguous && $0.count == first.count && UInt64(address($0)) % 16 == 0 })
+        else { return nil }
+        return first.count / lanes
     }
 
     private func broadcastShape(_ a: [Int], _ b: [Int]) throws -> [Int] {

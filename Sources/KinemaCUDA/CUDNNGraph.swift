@@ -8,6 +8,8 @@ import KinemaCore
 enum CUDNNCode {
     // cudnnBackendDescriptorType_t
     static let pointwiseDescriptor: Int32 = 0
+    static let convolutionDescriptor: Int32 = 1
+    static let operationConvolutionForwardDescriptor: Int32 = 10
     static let engineConfigDescriptor: Int32 = 3
     static let engineHeuristicsDescriptor: Int32 = 4
     static let executionPlanDescriptor: Int32 = 5
@@ -24,6 +26,19 @@ enum CUDNNCode {
     // cudnnBackendAttributeName_t
     static let pointwiseMode: Int32 = 0
     static let pointwiseMathPrecision: Int32 = 1
+    static let convolutionComputeType: Int32 = 100
+    static let convolutionMode: Int32 = 101
+    static let convolutionDilations: Int32 = 102
+    static let convolutionFilterStrides: Int32 = 103
+    static let convolutionPostPaddings: Int32 = 104
+    static let convolutionPrePaddings: Int32 = 105
+    static let convolutionSpatialDims: Int32 = 106
+    static let operationConvolutionForwardAlpha: Int32 = 700
+    static let operationConvolutionForwardBeta: Int32 = 701
+    static let operationConvolutionForwardDescriptorAttribute: Int32 = 702
+    static let operationConvolutionForwardW: Int32 = 703
+    static let operationConvolutionForwardX: Int32 = 704
+    static let operationConvolutionForwardY: Int32 = 705
     static let heuristicsMode: Int32 = 200
     static let heuristicsOperationGraph: Int32 = 201
     static let heuristicsResults: Int32 = 202
@@ -64,7 +79,9 @@ enum CUDNNCode {
     static let typeDataType: Int32 = 1
     static let typeBoolean: Int32 = 2
     static let typeInt64: Int32 = 3
+    static let typeFloat: Int32 = 4
     static let typeVoidPointer: Int32 = 6
+    static let typeConvolutionMode: Int32 = 7
     static let typeHeuristicsMode: Int32 = 8
     static let typePointwiseMode: Int32 = 14
     static let typeBackendDescriptor: Int32 = 15
@@ -82,6 +99,9 @@ enum CUDNNCode {
     static let sub: Int32 = 9
     static let exp: Int32 = 13
     static let log: Int32 = 15
+
+    // cudnnConvolutionMode_t
+    static let crossCorrelation: Int32 = 1
 
     // cudnnReduceTensorOp_t
     static let reduceAdd: Int32 = 0
@@ -126,6 +146,11 @@ final class BackendDescriptor {
     func setEnum(_ attribute: Int32, type: Int32, _ value: Int32, _ what: String) throws {
         var v = value
         try set(attribute, type, 1, &v, what)
+    }
+
+    func setFloat(_ attribute: Int32, _ value: Float, _ what: String) throws {
+        var v = value
+        try set(attribute, CUDNNCode.typeFloat, 1, &v, what)
     }
 
     func setBool(_ attribute: Int32, _ value: Bool, _ what: String) throws {
@@ -243,6 +268,31 @@ final class CUDNNGraphBuilder {
         operations.append(op)
     }
 
+    /// y = conv(x, w) (cross-correlation, as PyTorch), f32 accumulation; the layouts are whatever the tensors'
+    /// strides say (dims always [N, C, spatial…]). `pre`/`post`: zero padding before / after each spatial axis.
+    func convolutionForward(
+        _ name: String, x: BackendDescriptor, w: BackendDescriptor, y: BackendDescriptor, pre: [Int], post: [Int], stride: [Int]
+    ) throws {
+        let description = try make(CUDNNCode.convolutionDescriptor, "convolution \(name)")
+        try description.setEnum(CUDNNCode.convolutionComputeType, type: CUDNNCode.typeDataType, CUDNNCode.float, "COMP_TYPE")
+        try description.setEnum(CUDNNCode.convolutionMode, type: CUDNNCode.typeConvolutionMode, CUDNNCode.crossCorrelation, "CONV_MODE")
+        try description.setInt64s(CUDNNCode.convolutionSpatialDims, [Int64(pre.count)], "SPATIAL_DIMS")
+        try description.setInt64s(CUDNNCode.convolutionDilations, pre.map { _ in 1 }, "DILATIONS")
+        try description.setInt64s(CUDNNCode.convolutionFilterStrides, stride.map(Int64.init), "FILTER_STRIDES \(stride)")
+        try description.setInt64s(CUDNNCode.convolutionPrePaddings, pre.map(Int64.init), "PRE_PADDINGS \(pre)")
+        try description.setInt64s(CUDNNCode.convolutionPostPaddings, post.map(Int64.init), "POST_PADDINGS \(post)")
+        try description.finalize()
+        let op = try make(CUDNNCode.operationConvolutionForwardDescriptor, "convolution op \(name)")
+        try op.setDescriptors(CUDNNCode.operationConvolutionForwardDescriptorAttribute, [description], "CONV_DESC")
+        try op.setDescriptors(CUDNNCode.operationConvolutionForwardX, [x], "X")
+        try op.setDescriptors(CUDNNCode.operationConvolutionForwardW, [w], "W")
+        try op.setDescriptors(CUDNNCode.operationConvolutionForwardY, [y], "Y")
+        try op.setFloat(CUDNNCode.operationConvolutionForwardAlpha, 1, "ALPHA")
+        try op.setFloat(CUDNNCode.operationConvolutionForwardBeta, 0, "BETA")
+        try op.finalize()
+        operations.append(op)
+    }
+
     /// cuDNN ≥ 9.21's single softmax operation (y = softmax over the last axis of x).
     func softmax(_ name: String, x: BackendDescriptor, y: BackendDescriptor) throws {
         let op = try make(CUDNNCode.operationSoftmaxDescriptor, "softmax op \(name)")
@@ -255,6 +305,13 @@ final class CUDNNGraphBuilder {
     /// Finalizes the operation graph, asks heuristics mode A for engine configs, and returns the first
     /// execution plan that finalizes with its workspace size. The error lists why each config failed.
     func plan() throws -> (plan: BackendDescriptor, workspace: Int, engineIndex: Int) {
+        guard let first = try plans(limit: 1).first else { throw KinemaError.unsupported("cuDNN returned no execution plan") }
+        return first
+    }
+
+    /// Up to `limit` execution plans, in heuristics mode A's order, that finalize (to time them against
+    /// each other); throws when none does.
+    func plans(limit: Int) throws -> [(plan: BackendDescriptor, workspace: Int, engineIndex: Int)] {
         let graph = try make(CUDNNCode.operationGraphDescriptor, "operation graph")
         try graph.setHandle(CUDNNCode.graphHandle, "HANDLE")
         try graph.setDescriptors(CUDNNCode.graphOperations, operations, "OPS (\(operations.count))")
@@ -278,18 +335,20 @@ final class CUDNNGraphBuilder {
             api.backendGet(heuristics.raw, CUDNNCode.heuristicsResults, CUDNNCode.typeBackendDescriptor, available, &returned, &raws),
             "GetAttribute(engine heuristics.RESULTS)")
         var failures: [String] = []
-        for (index, config) in configs.prefix(Int(returned)).enumerated() {
+        var built: [(plan: BackendDescriptor, workspace: Int, engineIndex: Int)] = []
+        for (index, config) in configs.prefix(Int(returned)).enumerated() where built.count < limit {
             do {
                 let plan = try make(CUDNNCode.executionPlanDescriptor, "execution plan \(index)")
                 try plan.setHandle(CUDNNCode.planHandle, "HANDLE")
                 try plan.setDescriptors(CUDNNCode.planEngineConfig, [config], "ENGINE_CONFIG")
                 try plan.finalize()
                 let workspace = try plan.int64(CUDNNCode.planWorkspaceSize, "WORKSPACE_SIZE")
-                return (plan, Int(workspace), index)
+                built.append((plan, Int(workspace), index))
             } catch {
                 failures.append("config \(index): \(error)")
             }
         }
+        if !built.isEmpty { return built }
         throw KinemaError.unsupported(
             "none of cuDNN's \(returned) engine configs finalized: " + failures.prefix(4).joined(separator: "; "))
     }

@@ -97,6 +97,12 @@ public protocol Backend: AnyObject, Sendable {
     func channelRMSNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor
     /// Concatenates along `axis`; all other axes must match.
     func concat(_ xs: [Tensor], axis: Int) throws -> Tensor
+    /// Row gather (an embedding lookup): out[r, :] = table[indices[r], :], bytes copied unchanged, in one
+    /// pass instead of one copy per row. table [V, D] of any dtype with unit last stride (rows may be
+    /// strided, e.g. a column slice); indices are host values in 0..<V, repeats allowed. Result
+    /// [indices.count, D] contiguous in table's dtype. An index outside 0..<V is a KinemaError
+    /// (`RowGather.validate`), checked before any work.
+    func gatherRows(_ table: Tensor, indices: [Int]) throws -> Tensor
     /// 3-D convolution (cross-correlation, as PyTorch). x [B, Cin, T, H, W], weight [Cout, Cin, kT, kH, kW],
     /// bias [Cout] or nil; zero padding applied symmetrically per axis.
     func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) throws -> Tensor

@@ -50,6 +50,7 @@ public enum CUDNNProbe {
             if context.architecture != "sm_90a" { emit("wgmma: needs sm_90, this GPU is \(context.architecture)") }
             return
         }
+        for shape in gemmShapes { emit(probe(gemm: shape, iterations: iterations, context: context)) }
         emit("cudnn \(context.cudnnDescription)")
         guard context.cudnnAvailable else { return }
         for shape in attentionShapes {
@@ -59,6 +60,9 @@ public enum CUDNNProbe {
             for shape in convShapes {
                 emit(probe(conv: shape, dtype: dtype, iterations: iterations, context: context))
             }
+        }
+        for shape in convShapes {
+            for line in probe(graphConv: shape, iterations: iterations, context: context) { emit(line) }
         }
         for line in gpu.cudnnPlanSummary { emit("plan \(line)") }
     }

@@ -53,6 +53,18 @@ enum OpConsistency {
                     try b.binary(op, try b.upload(x), try b.upload(y))
                 })
             }
+            // Contiguous same-shape operands: the 16-byte vector kernels (a whole number of vectors).
+            let left = try random([3, 40, 56], seed: 56, dtype: dtype), right = try random([3, 40, 56], seed: 57, dtype: dtype)
+            for op in [UnaryOp.silu, .geluTanh, .exp] {
+                cases.append(Case(name: "unary \(op.rawValue) contiguous (vector) \(tag)", tolerance: max(tol, 2e-6)) { b in
+                    try b.unary(op, try b.upload(left))
+                })
+            }
+            for op in [BinaryOp.add, .mul, .div] {
+                cases.append(Case(name: "binary \(op.rawValue) contiguous (vector) \(tag)", tolerance: tol) { b in
+                    try b.binary(op, try b.upload(left), try b.upload(right))
+                })
+            }
             cases.append(Case(name: "binary add f32+\(tag)", tolerance: 1e-6) { b in
                 try b.add(try b.upload(try random([3, 37, 5], seed: 4)), try b.upload(x))
             })
@@ -88,6 +100,21 @@ enum OpConsistency {
             cases.append(Case(name: "concat frames [1,16,2|3,6,8] (vector copies) \(tag)", tolerance: 0) { b in
                 let history = try b.upload(try random([1, 16, 2, 6, 8], seed: 54, dtype: dtype))
                 return try b.concat([history, try b.upload(try random([1, 16, 3, 6, 8], seed: 55, dtype: dtype))], axis: 2)
+            })
+            // Embedding lookups: repeated and unordered indices including the first and last rows; an odd
+            // width (element copies), a width moved as 16-byte vectors, and a column slice of the table
+            // (strided rows starting one element in: narrower units).
+            let vocabulary = try random([41, 1531], seed: 56, dtype: dtype)
+            let lookups = [40, 0, 7, 7, 33, 2, 40, 19, 5, 0, 12]
+            cases.append(Case(name: "gatherRows [41,1531] odd width \(tag)", tolerance: 0) { b in
+                try b.gatherRows(try b.upload(vocabulary), indices: lookups)
+            })
+            let vectorTable = try random([41, 264], seed: 57, dtype: dtype)
+            cases.append(Case(name: "gatherRows [41,264] (vector rows) \(tag)", tolerance: 0) { b in
+                try b.gatherRows(try b.upload(vectorTable), indices: lookups + lookups.reversed())
+            })
+            cases.append(Case(name: "gatherRows column slice [41,1531][:,1:257] \(tag)", tolerance: 0) { b in
+                try b.gatherRows(try b.upload(vocabulary).narrowed(axis: 1, start: 1, length: 256), indices: lookups)
             })
             let a = try random([2, 1, 33, 70], seed: 12, scale: 0.1, dtype: dtype)
             let m = try random([3, 70, 19], seed: 13, scale: 0.1, dtype: dtype)

@@ -49,6 +49,31 @@ final class CUDNNGraphTests: XCTestCase {
         }
     }
 
+    func testGraphConvolutionDescriptorsFinalizeInBothLayouts() throws {
+        let api = try openCUDNN()
+        // The VAE's full-resolution layer: x [1, 96, 6, 480, 832], w [96, 96, 3, 3, 3], y [1, 96, 4, 480, 832].
+        let (x, w, y) = ([1, 96, 6, 480, 832], [96, 96, 3, 3, 3], [1, 96, 4, 480, 832])
+        func strides(_ s: [Int], channelsLast: Bool) -> [Int] {
+            channelsLast ? [s[2] * s[3] * s[4] * s[1], 1, s[3] * s[4] * s[1], s[4] * s[1], s[1]]
+                : [s[1] * s[2] * s[3] * s[4], s[2] * s[3] * s[4], s[3] * s[4], s[4], 1]
+        }
+        for channelsLast in [false, true] {
+            let builder = CUDNNGraphBuilder(api)
+            let tx = try builder.tensor("x", dims: x, strides: strides(x, channelsLast: channelsLast), dtype: CUDNNCode.bfloat16, id: 1)
+            let tw = try builder.tensor("w", dims: w, strides: strides(w, channelsLast: channelsLast), dtype: CUDNNCode.bfloat16, id: 2)
+            let ty = try builder.tensor("y", dims: y, strides: strides(y, channelsLast: channelsLast), dtype: CUDNNCode.bfloat16, id: 3)
+            try builder.convolutionForward("vae", x: tx.descriptor, w: tw.descriptor, y: ty.descriptor, pre: [0, 1, 1], post: [0, 1, 1], stride: [1, 1, 1])
+            XCTAssertEqual(builder.operations.count, 1)
+        }
+        // A padding list that disagrees with SPATIAL_DIMS is cuDNN's to reject, with its status in the error.
+        let builder = CUDNNGraphBuilder(api)
+        let tx = try builder.tensor("x", dims: x, strides: strides(x, channelsLast: false), dtype: CUDNNCode.bfloat16, id: 1)
+        let tw = try builder.tensor("w", dims: w, strides: strides(w, channelsLast: false), dtype: CUDNNCode.bfloat16, id: 2)
+        let ty = try builder.tensor("y", dims: y, strides: strides(y, channelsLast: false), dtype: CUDNNCode.bfloat16, id: 3)
+        XCTAssertThrowsError(
+            try builder.convolutionForward("bad", x: tx.descriptor, w: tw.descriptor, y: ty.descriptor, pre: [0, 1], post: [0, 1, 1], stride: [1, 1, 1]))
+    }
+
     func testRankOneScaleIsRejectedWithCUDNNsReason() throws {
         let api = try openCUDNN()
         let builder = CUDNNGraphBuilder(api)

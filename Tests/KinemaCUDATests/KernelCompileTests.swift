@@ -35,7 +35,10 @@ final class KernelCompileTests: XCTestCase {
         for input in floats {
             for output in floats { all.append(("cast \(input)→\(output)", ElementwiseKernels.cast(from: input, to: output))) }
         }
-        for bytes in [1, 2, 4, 8, 16] { all.append(("copyRaw \(bytes)", ElementwiseKernels.copyRaw(elementBytes: bytes))) }
+        for bytes in [1, 2, 4, 8, 16] {
+            all.append(("copyRaw \(bytes)", ElementwiseKernels.copyRaw(elementBytes: bytes)))
+            all.append(("gatherRows \(bytes)", ElementwiseKernels.gatherRows(elementBytes: bytes)))
+        }
         for a in floats {
             all.append(("unary \(a)", ElementwiseKernels.unary(a)))
             all.append(("norms \(a)", RowKernels.norms(a)))

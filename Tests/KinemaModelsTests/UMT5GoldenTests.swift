@@ -83,6 +83,21 @@ final class UMT5GoldenTests: XCTestCase {
             relL2: Tolerances.goldenF32RelL2, "trimmed vs masked full run")
     }
 
+    /// The encoder caches the bucket one-hot of the last two lengths: lengths that hit, miss and were
+    /// evicted (300, 23, 7, then 300 again) must give the same states as a fresh encoder.
+    func testRepeatedEncodesAcrossLengthsMatchAFreshEncoder() throws {
+        let model = try load(.wan, precision: .f32)
+        let io = try Fixtures.open("umt5/io.safetensors")
+        let long = try io.tensor("long.input_ids")
+        let first = try model.forward(ids: long)
+        for length in [23, 7, 23] {
+            let ids = try long.narrowed(axis: 1, start: 0, length: length)
+            XCTAssertEqual(try model.forward(ids: ids).floats(), try load(.wan, precision: .f32).forward(ids: ids).floats(), "length \(length)")
+        }
+        XCTAssertEqual(try model.forward(ids: long).floats(), try first.floats(), "length 300 after eviction")
+        assertClose(first, try io.tensor("long.last_hidden_state"), relL2: Tolerances.goldenF32RelL2, "300 tokens")
+    }
+
     func testBucketsMatchTransformersForEveryOffset() throws {
         let io = try Fixtures.open("umt5/io.safetensors")
         let offsets = try io.tensor("bucket.relative_position").integers()

@@ -3,6 +3,7 @@
 #   dit13  1.3B DiT forward at 480×832×81 (32,760 tokens), with the per-kernel profile, and again with
 #          KINEMA_FUSED=0
 #   dit14  14B DiT forward at 480×832×81
+#   dit14-720  14B DiT forward at 720×1280×81 (75,600 tokens)
 #   vae    VAE decode, 21 latent frames → 81×480×832
 #   pipe   whole 4-step text-to-video at 1.3B shapes (umT5-XXL encode + 4 UniPC steps, no CFG + decode),
 #          and the umT5-XXL encode of a 512-token prompt
@@ -40,6 +41,12 @@ for part in "${parts[@]}"; do
         timeout 150 $K bench --shape 14b --frames 21 --height 60 --width 104 --device cuda --precision bf16 --warmup 1 \
             --iterations 2 --json "$OUT/k-dit14.json" > "$OUT/k-dit14.log" 2>&1
         timeout 150 $B --shape 14b --frames 21 --height 60 --width 104 --warmup 1 --iterations 3 --json "$OUT/d-dit14.json" > "$OUT/d-dit14.log" 2>&1 ;;
+    dit14-720)
+        # 720×1280×81: 75,600 tokens (issue 7's third row).
+        timeout 200 $K bench --shape 14b --frames 21 --height 90 --width 160 --device cuda --precision bf16 --warmup 1 \
+            --iterations 2 --json "$OUT/k-dit14-720.json" > "$OUT/k-dit14-720.log" 2>&1
+        timeout 200 $B --shape 14b --frames 21 --height 90 --width 160 --warmup 1 --iterations 2 --json "$OUT/d-dit14-720.json" \
+            > "$OUT/d-dit14-720.log" 2>&1 ;;
     vae)
         timeout 120 $K bench --vae --frames 81 --height 480 --width 832 --device cuda --precision bf16 --warmup 1 \
             --iterations 3 --json "$OUT/k-vae.json" > "$OUT/k-vae.log" 2>&1

@@ -29,22 +29,48 @@ enum ElementwiseKernels {
     /// Bit-exact strided → strided copy for element sizes 1, 2, 4, 8 and 16 bytes (16: runs of narrower
     /// elements moved as one vector, see CUDABackend.copy).
     static func copyRaw(elementBytes: Int) -> String {
+        KernelPrelude.source + rawElement(bytes: elementBytes) + """
+
+        extern "C" __global__ void kinema_copy(const E* in, Layout Lin, E* out, Layout Lout, long long n) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+                out[offset_of(Lout, i)] = in[offset_of(Lin, i)];
+        }
+        """
+    }
+
+    /// Row gather for Backend.gatherRows: out[r, :] = table[indices[r], :], each row `units` elements of
+    /// `elementBytes` bytes (16: a row of narrower elements moved as 16-byte vectors when its length, the
+    /// row stride and both addresses allow, see CUDABackend.gatherRows). Threads run along the row
+    /// (x, coalesced), grid y walks the output rows. Indices were range-checked on the host.
+    static func gatherRows(elementBytes: Int) -> String {
+        rawElement(bytes: elementBytes) + """
+
+        extern "C" __global__ void kinema_gather_rows(const E* table, long long rowStride, const long long* indices,
+                                                      E* out, long long rows, long long units) {
+            for (long long r = blockIdx.y; r < rows; r += gridDim.y) {
+                const E* src = table + indices[r] * rowStride;
+                E* dst = out + r * units;
+                for (long long j = blockIdx.x * (long long)blockDim.x + threadIdx.x; j < units; j += (long long)gridDim.x * blockDim.x)
+                    dst[j] = src[j];
+            }
+        }
+        """
+    }
+
+    /// `typedef … E;` an unsigned type of 1, 2, 4 or 8 bytes, or a 16-byte aligned vector (any other size).
+    private static func rawElement(bytes: Int) -> String {
         let type: String
-        switch elementBytes {
+        switch bytes {
         case 1: type = "unsigned char"
         case 2: type = "unsigned short"
         case 4: type = "unsigned int"
         case 8: type = "unsigned long long"
         default: type = "V16"
         }
-        return KernelPrelude.source + """
+        return """
 
         struct alignas(16) V16 { unsigned int a, b, c, d; };
         typedef \(type) E;
-        extern "C" __global__ void kinema_copy(const E* in, Layout Lin, E* out, Layout Lout, long long n) {
-            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
-                out[offset_of(Lout, i)] = in[offset_of(Lin, i)];
-        }
         """
     }
 
@@ -82,6 +108,20 @@ enum ElementwiseKernels {
             for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
                 T_ST(out, i, apply_unary(op, T_LD(in, offset_of(L, i))));
         }
+        // Contiguous, 16-byte aligned input and output: each thread moves one 16-byte vector (8 bf16/f16 or
+        // 4 f32), the same arithmetic lane by lane. `vectors` = n / lanes.
+        struct alignas(16) V16 { unsigned int w[4]; };
+        #define LANES ((int)(16 / sizeof(T_T)))
+        extern "C" __global__ void kinema_unary_vec(const V16* in, V16* out, long long vectors, int op) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < vectors; i += (long long)gridDim.x * blockDim.x) {
+                V16 x = in[i], r;
+                const T_T* xs = reinterpret_cast<const T_T*>(&x);
+                T_T* rs = reinterpret_cast<T_T*>(&r);
+                #pragma unroll
+                for (int k = 0; k < LANES; ++k) T_ST(rs, k, apply_unary(op, T_LD(xs, k)));
+                out[i] = r;
+            }
+        }
         // out[row, j] += bias[j] for a contiguous [rows, N] output (the GEMM epilogue, for now a pass of its own).
         extern "C" __global__ void kinema_bias(T_T* out, const float* bias, long long n, int N) {
             for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
@@ -109,18 +149,33 @@ enum ElementwiseKernels {
     static func binary(_ a: DType, _ b: DType, out: DType) -> String {
         header([("A", a), ("B", b), ("O", out)]) + #"""
 
+        __device__ __forceinline__ float apply_binary(int op, float x, float y) {
+            switch (op) {
+            case 0: return x + y;
+            case 1: return x - y;
+            case 2: return x * y;
+            case 3: return x / y;
+            case 4: return (x != x || y != y) ? x + y : fmaxf(x, y);
+            default: return (x != x || y != y) ? x + y : fminf(x, y);
+            }
+        }
         extern "C" __global__ void kinema_binary(const A_T* a, Layout La, const B_T* b, Layout Lb, O_T* out, long long n, int op) {
-            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
-                float x = A_LD(a, offset_of(La, i)), y = B_LD(b, offset_of(Lb, i)), r;
-                switch (op) {
-                case 0: r = x + y; break;
-                case 1: r = x - y; break;
-                case 2: r = x * y; break;
-                case 3: r = x / y; break;
-                case 4: r = (x != x || y != y) ? x + y : fmaxf(x, y); break;
-                default: r = (x != x || y != y) ? x + y : fminf(x, y); break;
-                }
-                O_ST(out, i, r);
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+                O_ST(out, i, apply_binary(op, A_LD(a, offset_of(La, i)), B_LD(b, offset_of(Lb, i))));
+        }
+        // One dtype, all three contiguous and 16-byte aligned, no broadcasting: one 16-byte vector per
+        // thread and operand (instantiated only where A, B and O are the same type).
+        struct alignas(16) V16 { unsigned int w[4]; };
+        #define LANES ((int)(16 / sizeof(O_T)))
+        extern "C" __global__ void kinema_binary_vec(const V16* a, const V16* b, V16* out, long long vectors, int op) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < vectors; i += (long long)gridDim.x * blockDim.x) {
+                V16 x = a[i], y = b[i], r;
+                const A_T* xs = reinterpret_cast<const A_T*>(&x);
+                const B_T* ys = reinterpret_cast<const B_T*>(&y);
+                O_T* rs = reinterpret_cast<O_T*>(&r);
+                #pragma unroll
+                for (int k = 0; k < LANES; ++k) O_ST(rs, k, apply_binary(op, A_LD(xs, k), B_LD(ys, k)));
+                out[i] = r;
             }
         }
         """#

@@ -42,7 +42,8 @@ public func umt5RelativePositionBucket(_ relative: Int, numBuckets: Int, maxDist
 /// column i·L + j holds a single 1, in row bucket(j − i). A layer's bias is then one small GEMM on the
 /// device, tableᵀ [H, numBuckets] · one-hot → [H, L·L], exact (every sum is one table entry plus zeros);
 /// building the [H, L, L] bias on the host instead cost ≈ 0.15 s per layer at L = 512 (H100 run,
-/// 2026-11-27: a 3.7 s encode with 35 ms in kernels). Shared by every layer of one forward.
+/// 2026-11-27: a 3.7 s encode with 35 ms in kernels). Shared by every layer, and cached on the device
+/// per length by the encoder (UMT5BucketOneHotCache).
 func umt5BucketOneHot(length: Int, numBuckets: Int, maxDistance: Int) throws -> Tensor {
     // Buckets depend only on j − i: one per offset in −(L−1)…(L−1).
     let buckets = (0..<(2 * length - 1)).map {
@@ -58,6 +59,34 @@ func umt5BucketOneHot(length: Int, numBuckets: Int, maxDistance: Int) throws -> 
         }
     }
     return try Tensor(values, shape: [numBuckets, columns], dtype: .f32)
+}
+
+/// Device copies of `umt5BucketOneHot` for the most recently encoded lengths, so that encoding again at
+/// a length seen lately skips building the one-hot on the host and uploading it (32 MiB f32 at L = 512,
+/// plus a stream synchronization). Two entries cover a prompt and its negative prompt; older lengths are
+/// dropped. Safe to call from several threads (one lock; a miss builds under it).
+final class UMT5BucketOneHotCache: @unchecked Sendable {
+    private let capacity: Int
+    private let lock = NSLock()
+    /// Least recently used first.
+    private var entries: [(length: Int, oneHot: Tensor)] = []
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    /// The cached one-hot for `length`, or `build()`'s result (then cached).
+    func oneHot(length: Int, build: () throws -> Tensor) throws -> Tensor {
+        try lock.withLock {
+            if let index = entries.firstIndex(where: { $0.length == length }) {
+                let hit = entries.remove(at: index)
+                entries.append(hit)
+                return hit.oneHot
+            }
+            let built = try build()
+            entries.append((length, built))
+            if entries.count > capacity { entries.removeFirst() }
+            return built
+        }
+    }
 }
 
 struct UMT5Attention {

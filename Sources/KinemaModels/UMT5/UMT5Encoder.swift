@@ -78,6 +78,8 @@ public final class UMT5Encoder {
     let embedding: Tensor
     let blocks: [UMT5Block]
     let norm: RMSNorm
+    /// The bucket one-hots of the last lengths encoded, on the backend.
+    private let bucketOneHots = UMT5BucketOneHotCache(capacity: 2)
 
     /// Builds from canonical (Wan) keys.
     public init(_ w: WeightScope, config c: UMT5Config, precision: Precision) throws {
@@ -135,16 +137,20 @@ public final class UMT5Encoder {
             maskBias = try b.upload(try Tensor(values, shape: [batch, 1, 1, length], dtype: .f32))
         }
 
-        let rows = try tokens.enumerated().map { index, id -> Tensor in
+        // Checked here too (gatherRows would also refuse) to name the token's position in the batch.
+        let rows = try tokens.enumerated().map { index, id -> Int in
             guard id >= 0, id < Int64(config.vocabSize) else {
                 throw KinemaError.invalidArgument(
                     "umT5 input ids: token \(id) at [\(index / length), \(index % length)] is outside the vocabulary (0..<\(config.vocabSize))")
             }
-            return try embedding.narrowed(axis: 0, start: Int(id), length: 1)
+            return Int(id)
         }
-        var x = try b.cast(try b.reshape(try b.concat(rows, axis: 0), [batch, length, config.dModel]), to: .f32)
+        let embedded = try b.gatherRows(embedding, indices: rows)  // [B·L, D] compute dtype
+        var x = try b.cast(try b.reshape(embedded, [batch, length, config.dModel]), to: .f32)
         try taps?.record(.embedding, x, backend: b)
-        let buckets = try b.upload(try umt5BucketOneHot(length: length, numBuckets: config.numBuckets, maxDistance: config.maxDistance))
+        let buckets = try bucketOneHots.oneHot(length: length) {
+            try b.upload(try umt5BucketOneHot(length: length, numBuckets: config.numBuckets, maxDistance: config.maxDistance))
+        }
         for (index, block) in blocks.enumerated() {
             x = try block(x, buckets: buckets, mask: maskBias)
             if index == 0 { try taps?.record(.firstBlock, x, backend: b) }
@@ -154,7 +160,8 @@ public final class UMT5Encoder {
 
     /// A prompt embedding as Wan conditions on it (diffusers WanPipeline._get_t5_prompt_embeds, Wan's
     /// T5EncoderModel): encode `ids` (padded to the model's text length, 512 for Wan) with `mask`, keep
-    /// the first `sum(mask > 0)` rows, and zero the rest → [1, ids.count, D] f32.
+    /// the first `sum(mask > 0)` rows, and zero the rest → [1, ids.count, D] f32 on the backend (callers
+    /// download it if they need it on the host; the pipeline keeps it on the device).
     ///
     /// When the mask is a prefix of ones (what the tokenizer produces) only the real tokens are run:
     /// their outputs do not depend on the padding (masked keys get weight exp(−3.4e38) = 0 exactly), and
@@ -168,8 +175,7 @@ public final class UMT5Encoder {
         let realCount = mask.filter { $0 > 0 }.count
         let isPrefix = mask.prefix(realCount).allSatisfy { $0 > 0 }
         let b = backend
-        let padding = try b.zeros([1, total - realCount, config.dModel], dtype: .f32)
-        guard realCount > 0 else { return try b.download(padding) }
+        guard realCount > 0 else { return try b.zeros([1, total, config.dModel], dtype: .f32) }
         let encoded: Tensor
         if isPrefix {
             let realIDs = try Tensor(integers: ids.prefix(realCount).map(Int64.init), shape: [1, realCount])
@@ -179,7 +185,8 @@ public final class UMT5Encoder {
             let allMask = try Tensor(integers: mask.map(Int64.init), shape: [1, total])
             encoded = try forward(ids: allIDs, mask: allMask).narrowed(axis: 1, start: 0, length: realCount)
         }
-        guard realCount < total else { return try b.download(encoded) }
-        return try b.download(try b.concat([encoded, padding], axis: 1))
+        guard realCount < total else { return encoded }
+        let padding = try b.zeros([1, total - realCount, config.dModel], dtype: .f32)
+        return try b.concat([encoded, padding], axis: 1)
     }
 }
