@@ -40,7 +40,9 @@ struct KernelLayout {
     /// from logical index to element is unchanged, so results are bit-identical.
     static func coalesced(_ tensors: [Tensor]) throws -> [KernelLayout] {
         guard let first = tensors.first else { return [] }
-        precondition(tensors.allSatisfy { $0.shape == first.shape }, "coalesced layouts need one shape")
+        guard tensors.allSatisfy({ $0.shape == first.shape }) else {
+            throw KinemaError.shapeMismatch(context: "elementwise layouts", expected: "\(first.shape)", found: tensors.map { "\($0.shape)" }.joined(separator: ", "))
+        }
         let kept = first.shape.indices.filter { first.shape[$0] != 1 }
         var shape: [Int] = []
         var strides: [[Int]] = Array(repeating: [], count: tensors.count)
