@@ -360,6 +360,17 @@ extension CUDABackend {
         x.dtype == dtype ? x : try cast(x, to: dtype)
     }
 
+    /// Channels-last convolution: for now the composition through `conv3d` (cuDNN graph API: next).
+    public func conv3dChannelsLast(
+        _ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?, stride: [Int], padding: [Int]
+    ) throws -> Tensor {
+        try composedConv3dChannelsLast(x, weight: weight, bias: bias, residual: residual, stride: stride, padding: padding)
+    }
+
+    public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor {
+        try composedRMSNorm(x, weight: weight, eps: eps, silu: silu)
+    }
+
     public func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) throws -> Tensor {
         try computable(x, "conv3d")
         try computable(weight, "conv3d weight")

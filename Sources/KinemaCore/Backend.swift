@@ -106,6 +106,18 @@ public protocol Backend: AnyObject, Sendable {
     /// 3-D convolution (cross-correlation, as PyTorch). x [B, Cin, T, H, W], weight [Cout, Cin, kT, kH, kW],
     /// bias [Cout] or nil; zero padding applied symmetrically per axis.
     func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) throws -> Tensor
+    /// 3-D convolution on channels-last activations (the Wan VAE's layout: cuDNN's tensor-core convolutions
+    /// are native to it, and a frame range is one contiguous block). x [B, T, H, W, Cin], weight
+    /// [Cout, kT, kH, kW, Cin], bias [Cout] (f32) or nil, residual [B, T', H', W', Cout] or nil →
+    /// conv(x) + bias + residual as [B, T', H', W', Cout], contiguous, in x's dtype. Stride and symmetric zero
+    /// padding per axis (T, H, W), as `conv3d`. Equals `composedConv3dChannelsLast`.
+    func conv3dChannelsLast(
+        _ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?, stride: [Int], padding: [Int]
+    ) throws -> Tensor
+    /// `rmsNorm` over the last axis, then SiLU when `silu`, computed in f32 and rounded once to x's dtype
+    /// (the channels-last form of `channelRMSNorm`). x [..., C], weight [C] or nil. Result contiguous.
+    /// Equals `composedRMSNorm(silu:)`.
+    func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor
 }
 
 extension Backend {
@@ -157,5 +169,64 @@ extension Backend {
         var y = try rmsNorm(try x.permuted(toChannelsLast), weight: weight, eps: eps)
         if silu { y = try self.silu(y) }
         return try contiguous(try y.permuted(toChannelsFirst))
+    }
+}
+
+extension Backend {
+    /// `conv3dChannelsLast` through the channels-first `conv3d`: x and the weight permuted to [B, Cin, T, H, W]
+    /// and [Cout, Cin, kT, kH, kW], the result permuted back, the residual added. The CPU backend's
+    /// implementation, and CUDA's whenever cuDNN's graph API is not used.
+    public func composedConv3dChannelsLast(
+        _ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?, stride: [Int], padding: [Int]
+    ) throws -> Tensor {
+        try ChannelsLastConvolution.validate(x, weight: weight, bias: bias, residual: residual, stride: stride, padding: padding)
+        let channelsFirst = try contiguous(try x.permuted([0, 4, 1, 2, 3]))
+        let filters = try contiguous(try weight.permuted([0, 4, 1, 2, 3]))
+        let y = try conv3d(channelsFirst, weight: filters, bias: bias, stride: stride, padding: padding)
+        let back = try contiguous(try y.permuted([0, 2, 3, 4, 1]))
+        guard let residual else { return back }
+        return try add(back, residual)
+    }
+
+    /// `rmsNorm(silu:)` as `rmsNorm` then `silu` (rounded twice in a low-precision dtype).
+    public func composedRMSNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor {
+        let y = try rmsNorm(x, weight: weight, eps: eps)
+        return silu ? try self.silu(y) : y
+    }
+}
+
+/// Shape checks shared by every `conv3dChannelsLast` implementation.
+public enum ChannelsLastConvolution {
+    /// The output shape [B, T', H', W', Cout], or a KinemaError naming what does not fit.
+    @discardableResult
+    public static func validate(
+        _ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?, stride: [Int], padding: [Int]
+    ) throws -> [Int] {
+        guard x.rank == 5, weight.rank == 5, x.shape[4] == weight.shape[4] else {
+            throw KinemaError.shapeMismatch(
+                context: "conv3dChannelsLast", expected: "x [B, T, H, W, Cin] with weight [Cout, kT, kH, kW, Cin]",
+                found: "x \(x.shape), weight \(weight.shape)")
+        }
+        guard stride.count == 3, padding.count == 3, stride.allSatisfy({ $0 >= 1 }), padding.allSatisfy({ $0 >= 0 }) else {
+            throw KinemaError.invalidArgument("conv3dChannelsLast: stride \(stride) must be 3 values ≥ 1 and padding \(padding) 3 values ≥ 0")
+        }
+        let cout = weight.shape[0]
+        if let bias, bias.shape != [cout] {
+            throw KinemaError.shapeMismatch(context: "conv3dChannelsLast bias", expected: "[\(cout)]", found: "\(bias.shape)")
+        }
+        var out = [x.shape[0], 0, 0, 0, cout]
+        for axis in 0..<3 {
+            let padded = x.shape[1 + axis] + 2 * padding[axis]
+            guard padded >= weight.shape[1 + axis] else {
+                throw KinemaError.shapeMismatch(
+                    context: "conv3dChannelsLast", expected: "kernel \(Array(weight.shape[1...3])) no larger than the padded input",
+                    found: "x \(x.shape), padding \(padding)")
+            }
+            out[1 + axis] = (padded - weight.shape[1 + axis]) / stride[axis] + 1
+        }
+        if let residual, residual.shape != out {
+            throw KinemaError.shapeMismatch(context: "conv3dChannelsLast residual", expected: "\(out)", found: "\(residual.shape)")
+        }
+        return out
     }
 }
