@@ -66,6 +66,11 @@ public enum Doctor {
             viaCUDNN.attentionChoice = .cudnn
             viaCUDNN.convolutionChoice = .cudnn
             checks += OpConsistency.run(gpu: viaCUDNN, onlyCUDNN: true, prefix: "cuDNN ")
+            if let unfused = try? CUDABackend(ordinal: ordinal) {
+                unfused.convolutionChoice = .cudnn
+                unfused.fusedPasses = false
+                checks += OpConsistency.runUnfusedEpilogue(gpu: unfused)
+            }
             facts.append(("cuDNN plans", viaCUDNN.cudnnPlanSummary.joined(separator: "\n              ")))
         }
         // The Hopper wgmma attention kernel (opt-in, KINEMA_ATTENTION=wgmma) on its own shapes; last, being
