@@ -15,8 +15,9 @@ import KinemaCore
 //
 // Plan choice: heuristics mode A's first `candidates` plans that fit the workspace limit are each timed
 // (one warm-up, median of three runs, CUDA events) on the first call's own buffers, and the fastest is kept,
-// as the legacy path times its algorithms. The heuristic's order alone was not trusted: in the probe its
-// first NCDHW plan was not always the fastest.
+// as the legacy path times its algorithms: heuristics' first plan need not be the fastest, and timing a few
+// costs milliseconds once per problem. (Finalizing a runtime-fusion plan may compile kernels: the first
+// call of a problem can take much longer than the rest; `kinema cudnn-probe` reports it.)
 
 final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     struct Key: Hashable {
