@@ -73,14 +73,7 @@ public final class CPUBackend: Backend {
     public func conv3dChannelsLast(
         _ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?, stride: [Int], padding: [Int]
     ) throws -> Tensor {
-        // im2col reads any strides, so x and the weight go in as permuted views (no copies); only the
-        // [B, Cout, T', H', W'] result is moved to channels-last.
-        try ChannelsLastConvolution.validate(x, weight: weight, bias: bias, residual: residual, stride: stride, padding: padding)
-        let y = try CPUConv.conv3d(
-            try x.permuted([0, 4, 1, 2, 3]), weight: try weight.permuted([0, 4, 1, 2, 3]), bias: bias, stride: stride, padding: padding)
-        let back = try contiguous(try y.permuted([0, 2, 3, 4, 1]))
-        guard let residual else { return back }
-        return try add(back, residual)
+        try CPUConvChannelsLast.conv3d(x, weight: weight, bias: bias, residual: residual, stride: stride, padding: padding)
     }
 
     public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor {
