@@ -28,6 +28,9 @@ extension CUDABackend {
         _ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?, outShape: [Int], stride: [Int], padding: [Int]
     ) throws -> Tensor? {
         if convolutionChoice == .kinema || convolutionChoice == .wgmma { return nil }
+        // f32 is the reference-precision path, not a speed path: it takes the composition through the legacy
+        // conv3d, whose f32 algorithms match the CPU's FMA sums (graph engines may use TF32 tensor cores).
+        if x.dtype == .f32 { return nil }
         guard weight.dtype == x.dtype, residual.map({ $0.dtype == x.dtype }) ?? true, outShape.allSatisfy({ $0 > 0 }), x.count > 0 else {
             return nil  // mixed dtypes (as conv3d's cuDNN path) or nothing to compute: the composition
         }

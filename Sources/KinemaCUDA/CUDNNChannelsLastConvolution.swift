@@ -148,13 +148,6 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         }
     }
 
-    /// Numerical notes whose engines are not used for `dtype`: f32 stays on FMA math without transforms, so it
-    /// matches the CPU reference as the legacy path's f32 does; bf16/f16 may use anything.
-    static func excludedNotes(_ dtype: DType) -> Set<Int32> {
-        guard dtype == .f32 else { return [] }
-        return Set([CUDNNCode.noteTensorCore, CUDNNCode.noteDownConvertInputs, CUDNNCode.noteFFT, CUDNNCode.noteWinograd] + CUDNNCode.noteWinogradTiles)
-    }
-
     /// The operation graph of `key` into `builder` (no handle needed: descriptors finalize without a GPU).
     /// `fused`: bias and residual as ADD nodes after the convolution; otherwise the convolution alone.
     func lower(_ key: Key, fused: Bool, into builder: CUDNNGraphBuilder) throws {
@@ -214,7 +207,7 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         try lower(key, fused: fused, into: builder)
         let free = (try? context.memoryInfo().free) ?? 0
         let limit = min(Self.workspaceLimit, max(0, free / 4))
-        let all = try builder.plans(limit: Self.candidates, excludingNotes: Self.excludedNotes(key.dtype))
+        let all = try builder.plans(limit: Self.candidates)
         let fitting = all.filter { $0.workspace <= limit }
         guard !fitting.isEmpty else {
             throw KinemaError.unsupported(

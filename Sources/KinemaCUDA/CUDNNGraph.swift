@@ -9,7 +9,6 @@ enum CUDNNCode {
     // cudnnBackendDescriptorType_t
     static let pointwiseDescriptor: Int32 = 0
     static let convolutionDescriptor: Int32 = 1
-    static let engineDescriptor: Int32 = 2
     static let operationConvolutionForwardDescriptor: Int32 = 10
     static let engineConfigDescriptor: Int32 = 3
     static let engineHeuristicsDescriptor: Int32 = 4
@@ -41,8 +40,6 @@ enum CUDNNCode {
     static let operationConvolutionForwardX: Int32 = 704
     static let operationConvolutionForwardY: Int32 = 705
     static let heuristicsMode: Int32 = 200
-    static let engineConfigEngine: Int32 = 300
-    static let engineNumericalNote: Int32 = 1303
     static let heuristicsOperationGraph: Int32 = 201
     static let heuristicsResults: Int32 = 202
     static let planHandle: Int32 = 400
@@ -86,7 +83,6 @@ enum CUDNNCode {
     static let typeVoidPointer: Int32 = 6
     static let typeConvolutionMode: Int32 = 7
     static let typeHeuristicsMode: Int32 = 8
-    static let typeNumericalNote: Int32 = 11
     static let typePointwiseMode: Int32 = 14
     static let typeBackendDescriptor: Int32 = 15
     static let typeReductionOperator: Int32 = 18
@@ -110,14 +106,6 @@ enum CUDNNCode {
     // cudnnReduceTensorOp_t
     static let reduceAdd: Int32 = 0
     static let reduceMax: Int32 = 3
-
-    // cudnnBackendNumericalNote_t: what an engine does to the numbers. f32 problems that must match an FMA
-    // reference exclude tensor cores (TF32 rounds the inputs to 10 mantissa bits) and the transforms.
-    static let noteTensorCore: Int32 = 0
-    static let noteDownConvertInputs: Int32 = 1
-    static let noteFFT: Int32 = 3
-    static let noteWinograd: Int32 = 5
-    static let noteWinogradTiles: [Int32] = [6, 7, 8]
 
     // cudnnBackendHeurMode_t
     static let heuristicsModeA: Int32 = 3
@@ -321,25 +309,9 @@ final class CUDNNGraphBuilder {
         return first
     }
 
-    /// The numerical notes of an engine config's engine (CUDNN_ATTR_ENGINE_NUMERICAL_NOTE).
-    func numericalNotes(of config: BackendDescriptor) throws -> Set<Int32> {
-        let engine = try make(CUDNNCode.engineDescriptor, "engine of \(config.name)")
-        var engineRaw: OpaquePointer? = engine.raw
-        var count: Int64 = 0
-        try api.check(
-            api.backendGet(config.raw, CUDNNCode.engineConfigEngine, CUDNNCode.typeBackendDescriptor, 1, &count, &engineRaw),
-            "GetAttribute(\(config.name).ENGINE)")
-        var notes = [Int32](repeating: -1, count: 16)
-        try api.check(
-            api.backendGet(engine.raw, CUDNNCode.engineNumericalNote, CUDNNCode.typeNumericalNote, Int64(notes.count), &count, &notes),
-            "GetAttribute(\(engine.name).NUMERICAL_NOTE)")
-        return Set(notes.prefix(max(0, min(Int(count), notes.count))))
-    }
-
     /// Up to `limit` execution plans, in heuristics mode A's order, that finalize (to time them against
-    /// each other); throws when none does. Engine configs carrying any of `excludingNotes` (numerical notes)
-    /// are skipped, as are those whose notes cannot be read while exclusions are asked for.
-    func plans(limit: Int, excludingNotes: Set<Int32> = []) throws -> [(plan: BackendDescriptor, workspace: Int, engineIndex: Int)] {
+    /// each other); throws when none does.
+    func plans(limit: Int) throws -> [(plan: BackendDescriptor, workspace: Int, engineIndex: Int)] {
         let graph = try make(CUDNNCode.operationGraphDescriptor, "operation graph")
         try graph.setHandle(CUDNNCode.graphHandle, "HANDLE")
         try graph.setDescriptors(CUDNNCode.graphOperations, operations, "OPS (\(operations.count))")
@@ -366,13 +338,6 @@ final class CUDNNGraphBuilder {
         var built: [(plan: BackendDescriptor, workspace: Int, engineIndex: Int)] = []
         for (index, config) in configs.prefix(Int(returned)).enumerated() where built.count < limit {
             do {
-                if !excludingNotes.isEmpty {
-                    let notes = try numericalNotes(of: config)
-                    guard notes.isDisjoint(with: excludingNotes) else {
-                        failures.append("config \(index): numerical notes \(notes.sorted()) excluded")
-                        continue
-                    }
-                }
                 let plan = try make(CUDNNCode.executionPlanDescriptor, "execution plan \(index)")
                 try plan.setHandle(CUDNNCode.planHandle, "HANDLE")
                 try plan.setDescriptors(CUDNNCode.planEngineConfig, [config], "ENGINE_CONFIG")

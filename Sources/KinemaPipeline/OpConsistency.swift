@@ -285,6 +285,7 @@ enum OpConsistency {
     static func check(_ all: [Case], gpu: any Backend) -> [DoctorCheck] {
         let cpu = CPUBackend.shared
         return all.map { item in
+            DoctorTrace.begin(item.name)
             do {
                 let expected = try item.run(cpu)
                 let actual = try gpu.download(try item.run(gpu))
