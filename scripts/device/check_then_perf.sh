@@ -14,7 +14,9 @@ export KINEMA_KERNEL_CACHE="/tmp/kinema-kernel-cache"
 if [ -f .device/kinema.gz ] && [ ! -x .device/kinema ]; then gunzip -c .device/kinema.gz > .device/kinema && chmod +x .device/kinema; fi
 
 timeout "${DOCTOR_SECONDS:-100}" ./.device/kinema doctor --fixtures Tests/Fixtures > "$LOGS/doctor.log" 2>&1
-echo "doctor rc $?"
+rc=$?
+echo "doctor rc $rc"
+[ $rc -ne 0 ] && tail -4 "$LOGS/doctor.log"   # with KINEMA_DOCTOR_TRACE=1: the check it stopped in
 grep -E "FAIL|passed, " "$LOGS/doctor.log" | cut -c1-220 | head -20
 OUT=$LOGS timeout "${PERF_SECONDS:-150}" bash scripts/device/perf.sh "$@" 2>&1 | grep -v "^ *[0-9.]* ms"
 tar -czf "$OUT/check-perf.tar.gz" -C "$LOGS" .
