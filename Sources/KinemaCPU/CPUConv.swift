@@ -54,13 +54,16 @@ enum CPUConv {
         let geometry = Geometry(x: x, kernel: kernel, stride: stride, padding: padding, outSize: outSize)
         let engine = CPUGemm.engine
         let pointwise = kernel == [1, 1, 1] && stride == [1, 1, 1] && padding == [0, 0, 0]
-        /// 1×1×1: x[b] viewed as [Cin, T·H·W] when its spatial axes merge (any dtype; the GEMM widens it).
-        func directOperand(_ b: Int) throws -> GemmOperand? {
-            guard pointwise, let view = try x.narrowed(axis: 0, start: b, length: 1).viewed(as: [inChannels, positions]) else { return nil }
-            return try GemmOperand(matrixOf: view)
+        // 1×1×1: x[b] viewed as [Cin, T·H·W] when its spatial axes merge (any dtype; the GEMM widens it).
+        // Items share strides: all merge or none do, and then im2col (and its buffer) is needed.
+        var directOperands: [GemmOperand] = []
+        if pointwise {
+            for b in 0..<batch {
+                guard let view = try x.narrowed(axis: 0, start: b, length: 1).viewed(as: [inChannels, positions]) else { break }
+                directOperands.append(try GemmOperand(matrixOf: view))
+            }
         }
-        // Items share strides, so item 0 decides whether im2col (and its buffer) is needed at all.
-        let needsColumn = try directOperand(0) == nil
+        let needsColumn = directOperands.count != batch
 
         let tileWidth = depth == 0 ? positions : min(positions, max(minimumTile, columnBudget / depth))
         let column = UnsafeMutablePointer<Float>.allocate(capacity: needsColumn ? max(depth * tileWidth, 1) : 0)
@@ -71,7 +74,7 @@ enum CPUConv {
         }
 
         for b in 0..<batch {
-            let direct = needsColumn ? nil : try directOperand(b)
+            let direct: GemmOperand? = needsColumn ? nil : directOperands[b]
             for p0 in Swift.stride(from: 0, to: positions, by: tileWidth) {
                 let width = min(tileWidth, positions - p0)
                 let rhs: GemmOperand

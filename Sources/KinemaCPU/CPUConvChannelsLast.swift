@@ -30,26 +30,33 @@ enum CPUConvChannelsLast {
         let b = GemmOperand(unchecked: weightFloats, dtype: .f32, rows: depth, columns: outChannels, rowStride: 1, columnStride: depth)
         // A 1×1×1 convolution reads x[b] as the GEMM's A directly when its positions merge into one axis.
         let pointwise = kernel == [1, 1, 1] && stride == [1, 1, 1] && padding == [0, 0, 0]
-        func directOperand(_ item: Int) throws -> GemmOperand? {
-            guard pointwise, let view = try x.narrowed(axis: 0, start: item, length: 1).viewed(as: [positions, inChannels]) else { return nil }
-            return try GemmOperand(matrixOf: view)
+        var directOperands: [GemmOperand] = []
+        if pointwise {
+            for item in 0..<batch {
+                guard let view = try x.narrowed(axis: 0, start: item, length: 1).viewed(as: [positions, inChannels]) else { break }
+                directOperands.append(try GemmOperand(matrixOf: view))
+            }
         }
-        let needsColumn = try directOperand(0) == nil  // items share strides: one answers for all
+        let needsColumn = directOperands.count != batch  // items share strides: all or none merge
         let geometry = Geometry(x: x, kernel: kernel, stride: stride, padding: padding, outSize: Array(outShape[1...3]))
 
         let tileWidth = min(positions, max(CPUConv.minimumTile, CPUConv.columnBudget / max(depth, 1)))
         let column = UnsafeMutablePointer<Float>.allocate(capacity: needsColumn ? max(depth * tileWidth, 1) : 0)
         let accumulator = UnsafeMutablePointer<Float>.allocate(capacity: output.dtype == .f32 ? 0 : tileWidth * outChannels)
-        let residualRun = UnsafeMutablePointer<Float>.allocate(capacity: residual == nil ? 0 : outChannels)
+        let residualRun = UnsafeMutablePointer<Float>.allocate(capacity: outChannels)
+        let biasRow = UnsafeMutablePointer<Float>.allocate(capacity: outChannels)
+        biasRow.initialize(repeating: 0, count: outChannels)
+        if let biasValues { for k in 0..<outChannels { biasRow[k] = biasValues[k] } }
         defer {
             column.deallocate()
             accumulator.deallocate()
             residualRun.deallocate()
+            biasRow.deallocate()
         }
         let engine = CPUGemm.engine
 
         for item in 0..<batch {
-            let direct = needsColumn ? nil : try directOperand(item)
+            let direct: GemmOperand? = needsColumn ? nil : directOperands[item]
             for p0 in Swift.stride(from: 0, to: positions, by: tileWidth) {
                 let width = min(tileWidth, positions - p0)
                 let a: GemmOperand
@@ -67,13 +74,9 @@ enum CPUConvChannelsLast {
                     update = .accumulate
                     for row in 0..<width {
                         let dst = target + row * outChannels
-                        if let biasValues {
-                            biasValues.withUnsafeBufferPointer { dst.update(from: $0.baseAddress!, count: outChannels) }
-                        } else {
-                            dst.update(repeating: 0, count: outChannels)
-                        }
+                        dst.update(from: biasRow, count: outChannels)
                         if let residual {
-                            try geometry.loadRow(of: residual, item: item, position: p0 + row, into: residualRun)
+                            geometry.loadRow(of: residual, item: item, position: p0 + row, into: residualRun)
                             for k in 0..<outChannels { dst[k] += residualRun[k] }
                         }
                     }
@@ -143,7 +146,7 @@ enum CPUConvChannelsLast {
         }
 
         /// The Cout values of `tensor` [B, T', H', W', Cout] (any strides) at output position p of item.
-        func loadRow(of tensor: Tensor, item: Int, position p: Int, into out: UnsafeMutablePointer<Float>) throws {
+        func loadRow(of tensor: Tensor, item: Int, position p: Int, into out: UnsafeMutablePointer<Float>) {
             let (outH, outW) = (outSize[1], outSize[2])
             let ow = p % outW, oh = (p / outW) % outH, ot = p / (outW * outH)
             let s = tensor.strides
