@@ -59,19 +59,28 @@ def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     tables), so they are not re-broadcast every forward."""
     if not active():
         return module
+    import inspect
+
     from torch.nn.parallel import DistributedDataParallel
 
+    # Newer torch names the per-forward buffer sync forward_sync_buffers (broadcast_buffers is deprecated).
+    no_sync = ("forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+               else "broadcast_buffers")
     return DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None,
-                                   broadcast_buffers=False)
+                                   **{no_sync: False})
+
+
+def total(value: torch.Tensor) -> torch.Tensor:
+    """Sum over the ranks (for logging)."""
+    if active():
+        value = value.clone()
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value
 
 
 def mean(value: torch.Tensor) -> torch.Tensor:
     """Average over the ranks (for logging)."""
-    if active():
-        value = value.clone()
-        dist.all_reduce(value, op=dist.ReduceOp.SUM)
-        value /= WORLD
-    return value
+    return total(value) / WORLD
 
 
 def all_agree_to_continue(seconds_left: float, reserve: float, device: torch.device) -> bool:

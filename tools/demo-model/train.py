@@ -779,8 +779,9 @@ def stage_distill(args, cfg, device, budget: Budget):
         profiler.step()
         if step % 100 == 0 or args.smoke:
             rate = (step - resumed_at) / (time.time() - t0)
-            sums = parallel.mean(loss_sums).tolist()  # per-rank means of each σ's sum; counts are similar
-            per = " ".join(f"σ{k}:{sums[k] / n:.4f}" for k, n in enumerate(loss_counts) if n)
+            sums = parallel.total(loss_sums).tolist()  # each σ's losses and counts over all ranks
+            counts = parallel.total(torch.tensor(loss_counts, device=device)).tolist()
+            per = " ".join(f"σ{k}:{sums[k] / n:.4f}" for k, n in enumerate(counts) if n)
             log(f"distill step {step} x0 mse {per} | {rate:.1f} steps/s")
             loss_sums.zero_()
             loss_counts = [0] * len(sigmas)
