@@ -45,7 +45,8 @@ class Fp32RMSNorm(torch.nn.RMSNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         wide = x.to(torch.promote_types(x.dtype, torch.float32))  # bf16 → fp32; fp32 / fp64 unchanged
-        return F.rms_norm(wide, self.normalized_shape, self.weight.to(wide.dtype), self.eps).to(x.dtype)
+        weight = None if self.weight is None else self.weight.to(wide.dtype)
+        return F.rms_norm(wide, self.normalized_shape, weight, self.eps).to(x.dtype)
 
 
 def _padded_cross_attention_class():
