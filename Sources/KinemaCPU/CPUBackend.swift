@@ -73,7 +73,7 @@ public final class CPUBackend: Backend {
     public func conv3dChannelsLast(
         _ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?, stride: [Int], padding: [Int]
     ) throws -> Tensor {
-        try composedConv3dChannelsLast(x, weight: weight, bias: bias, residual: residual, stride: stride, padding: padding)
+        try CPUConvChannelsLast.conv3d(x, weight: weight, bias: bias, residual: residual, stride: stride, padding: padding)
     }
 
     public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor {

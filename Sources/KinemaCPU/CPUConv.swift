@@ -54,9 +54,16 @@ enum CPUConv {
         let geometry = Geometry(x: x, kernel: kernel, stride: stride, padding: padding, outSize: outSize)
         let engine = CPUGemm.engine
         let pointwise = kernel == [1, 1, 1] && stride == [1, 1, 1] && padding == [0, 0, 0]
+        /// 1×1×1: x[b] viewed as [Cin, T·H·W] when its spatial axes merge (any dtype; the GEMM widens it).
+        func directOperand(_ b: Int) throws -> GemmOperand? {
+            guard pointwise, let view = try x.narrowed(axis: 0, start: b, length: 1).viewed(as: [inChannels, positions]) else { return nil }
+            return try GemmOperand(matrixOf: view)
+        }
+        // Items share strides, so item 0 decides whether im2col (and its buffer) is needed at all.
+        let needsColumn = try directOperand(0) == nil
 
         let tileWidth = depth == 0 ? positions : min(positions, max(minimumTile, columnBudget / depth))
-        let column = UnsafeMutablePointer<Float>.allocate(capacity: pointwise ? 0 : max(depth * tileWidth, 1))
+        let column = UnsafeMutablePointer<Float>.allocate(capacity: needsColumn ? max(depth * tileWidth, 1) : 0)
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: output.dtype == .f32 ? 0 : outChannels * tileWidth)
         defer {
             column.deallocate()
@@ -64,11 +71,7 @@ enum CPUConv {
         }
 
         for b in 0..<batch {
-            // 1×1×1: x[b] viewed as [Cin, T·H·W] when its spatial axes merge (any dtype; the GEMM widens it).
-            var direct: GemmOperand?
-            if pointwise, let view = try x.narrowed(axis: 0, start: b, length: 1).viewed(as: [inChannels, positions]) {
-                direct = try GemmOperand(matrixOf: view)
-            }
+            let direct = needsColumn ? nil : try directOperand(b)
             for p0 in Swift.stride(from: 0, to: positions, by: tileWidth) {
                 let width = min(tileWidth, positions - p0)
                 let rhs: GemmOperand

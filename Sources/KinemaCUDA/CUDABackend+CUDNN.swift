@@ -95,6 +95,7 @@ extension CUDABackend {
         var lines: [String] = []
         if case .success(let attention) = context.cudnnAttention { lines += attention.describePlans().map { "sdpa " + $0 } }
         if case .success(let convolution) = context.cudnnConvolution { lines += convolution.describePlans().map { "conv " + $0 } }
+        if case .success(let graph) = context.cudnnChannelsLast { lines += graph.describePlans().map { "conv channels-last " + $0 } }
         return lines.sorted()
     }
 }

@@ -13,7 +13,7 @@ extension CUDABackend {
         return try cast(try upload(x), to: .f32)
     }
 
-    private func rows(_ x: Tensor, _ op: String) throws -> (input: Tensor, rows: Int, width: Int) {
+    func rows(_ x: Tensor, _ op: String) throws -> (input: Tensor, rows: Int, width: Int) {
         try computable(x, op)
         guard let width = x.shape.last, width > 0 else {
             throw KinemaError.invalidArgument("\(op): needs a non-empty last axis, got \(x.shape)")
@@ -48,6 +48,7 @@ extension CUDABackend {
             arguments.append(Int32(width))
             arguments.append(optionalAddress(w))
             arguments.append(eps)
+            arguments.append(Int32(0))  // no SiLU
         }
         return out
     }
@@ -358,17 +359,6 @@ extension CUDABackend {
     /// Same-dtype operands for the attention kernel, keeping strided views when no conversion is needed.
     private func cast(_ x: Tensor, dtype: DType) throws -> Tensor {
         x.dtype == dtype ? x : try cast(x, to: dtype)
-    }
-
-    /// Channels-last convolution: for now the composition through `conv3d` (cuDNN graph API: next).
-    public func conv3dChannelsLast(
-        _ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?, stride: [Int], padding: [Int]
-    ) throws -> Tensor {
-        try composedConv3dChannelsLast(x, weight: weight, bias: bias, residual: residual, stride: stride, padding: padding)
-    }
-
-    public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor {
-        try composedRMSNorm(x, weight: weight, eps: eps, silu: silu)
     }
 
     public func conv3d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: [Int], padding: [Int]) throws -> Tensor {

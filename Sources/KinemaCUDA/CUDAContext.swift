@@ -27,6 +27,10 @@ public final class CUDAContext: @unchecked Sendable {
     private(set) lazy var cudnnConvolution: Result<CUDNNConvolution, any Error> = cudnn.flatMap { api in
         Result { try CUDNNConvolution(api: api) }
     }
+    /// cuDNN graph-API convolutions on channels-last tensors (plan cache), when cuDNN loaded.
+    private(set) lazy var cudnnChannelsLast: Result<CUDNNChannelsLastConvolution, any Error> = cudnn.map {
+        CUDNNChannelsLastConvolution(api: $0)
+    }
     let warningLock = NSLock()
     var warnedKeys: Set<String> = []
     /// Pinned double buffer for large host↔device copies (allocated on first use).

@@ -63,6 +63,7 @@ public enum CUDNNProbe {
         }
         for shape in convShapes {
             for line in probe(graphConv: shape, iterations: iterations, context: context) { emit(line) }
+            emit(probe(channelsLast: shape, iterations: iterations, context: context))
         }
         for line in gpu.cudnnPlanSummary { emit("plan \(line)") }
     }

@@ -66,6 +66,11 @@ public enum Doctor {
             viaCUDNN.attentionChoice = .cudnn
             viaCUDNN.convolutionChoice = .cudnn
             checks += OpConsistency.run(gpu: viaCUDNN, onlyCUDNN: true, prefix: "cuDNN ")
+            if let unfused = try? CUDABackend(ordinal: ordinal) {
+                unfused.convolutionChoice = .cudnn
+                unfused.fusedPasses = false
+                checks += OpConsistency.runUnfusedEpilogue(gpu: unfused)
+            }
             facts.append(("cuDNN plans", viaCUDNN.cudnnPlanSummary.joined(separator: "\n              ")))
         }
         // The Hopper wgmma attention kernel (opt-in, KINEMA_ATTENTION=wgmma) on its own shapes; last, being
@@ -75,6 +80,17 @@ public enum Doctor {
             checks += OpConsistency.runWGMMA(gpu: viaWGMMA)
         }
         return DoctorReport(facts: facts, checks: checks, gpuAvailable: true)
+    }
+}
+
+/// `KINEMA_DOCTOR_TRACE=1`: each check's name on stderr (unbuffered) as it starts, so a check that takes the
+/// process down (a crash inside a library) is named even though the report is printed only at the end.
+enum DoctorTrace {
+    static let enabled = ProcessInfo.processInfo.environment["KINEMA_DOCTOR_TRACE"].map { !$0.isEmpty && $0 != "0" } ?? false
+
+    static func begin(_ name: String) {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("doctor: \(name)\n".utf8))
     }
 }
 

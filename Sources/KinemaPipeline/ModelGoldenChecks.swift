@@ -88,6 +88,7 @@ enum ModelGoldenChecks {
     }
 
     static func check(_ name: String, tolerance: Double, _ body: () throws -> (Tensor, Tensor)) -> DoctorCheck {
+        DoctorTrace.begin(name)
         do {
             let (actual, expected) = try body()
             guard actual.shape == expected.shape else {

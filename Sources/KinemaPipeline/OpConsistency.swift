@@ -149,6 +149,7 @@ enum OpConsistency {
                 try b.linear(try b.upload(wide), weight: try b.upload(ffn), bias: try b.upload(ffnBias), activation: .geluTanh)
             })
             cases += try fusedCases(dtype: dtype, tolerance: tol)
+            cases += try channelsLastCases(dtype: dtype, tolerance: tol)
             // Attention on [B, L, H, D] memory viewed as [B, H, L, D], odd lengths, D = 128.
             let q = try random([2, 37, 3, 128], seed: 17, scale: 0.1, dtype: dtype)
             let k = try random([2, 53, 3, 128], seed: 18, scale: 0.1, dtype: dtype)
@@ -284,6 +285,7 @@ enum OpConsistency {
     static func check(_ all: [Case], gpu: any Backend) -> [DoctorCheck] {
         let cpu = CPUBackend.shared
         return all.map { item in
+            DoctorTrace.begin(item.name)
             do {
                 let expected = try item.run(cpu)
                 let actual = try gpu.download(try item.run(gpu))

@@ -74,6 +74,38 @@ final class CUDNNGraphTests: XCTestCase {
             try builder.convolutionForward("bad", x: tx.descriptor, w: tw.descriptor, y: ty.descriptor, pre: [0, 1], post: [0, 1, 1], stride: [1, 1, 1]))
     }
 
+    func testChannelsLastConvolutionGraphsFinalize() throws {
+        let api = try openCUDNN()
+        let convolution = CUDNNChannelsLastConvolution(api: api)
+        typealias Key = CUDNNChannelsLastConvolution.Key
+        func key(_ x: [Int], _ w: [Int], stride: [Int], padding: [Int], bias: Bool, residual: Bool, dtype: DType = .bf16) -> Key {
+            Key(input: x, filter: w, stride: stride, padding: padding, dtype: dtype, bias: bias, residual: residual, fusion: true,
+                alignment: [16, 16, 16, bias ? 16 : 0, residual ? 16 : 0])
+        }
+        // The decoder's full-resolution causal conv with bias and residual, conv_in (3 channels, 4-byte
+        // aligned), the 2-D downsample (stride [1, 2, 2]), the temporal downsample (stride [2, 1, 1]).
+        var decoder = key([1, 6, 480, 832, 96], [96, 3, 3, 3, 96], stride: [1, 1, 1], padding: [0, 1, 1], bias: true, residual: true)
+        XCTAssertEqual(decoder.output, [1, 4, 480, 832, 96])
+        var convIn = key([1, 3, 480, 832, 3], [96, 3, 3, 3, 3], stride: [1, 1, 1], padding: [0, 1, 1], bias: true, residual: false, dtype: .f32)
+        convIn.alignment = [4, 4, 16, 16, 0]
+        let downsample = key([1, 4, 481, 833, 96], [96, 1, 3, 3, 96], stride: [1, 2, 2], padding: [0, 0, 0], bias: true, residual: false)
+        XCTAssertEqual(downsample.output, [1, 4, 240, 416, 96])
+        let time = key([1, 5, 60, 104, 384], [384, 3, 1, 1, 384], stride: [2, 1, 1], padding: [0, 0, 0], bias: false, residual: true)
+        XCTAssertEqual(time.output, [1, 2, 60, 104, 384])
+        let expected: [(Key, fused: Int, alone: Int)] = [(decoder, 3, 1), (convIn, 2, 1), (downsample, 2, 1), (time, 2, 1)]
+        for (problem, fused, alone) in expected {
+            for (fusion, count) in [(true, fused), (false, alone)] {
+                let builder = CUDNNGraphBuilder(api)
+                try convolution.lower(problem, fused: fusion, into: builder)
+                XCTAssertEqual(builder.operations.count, count, "\(problem.input) fused \(fusion)")
+            }
+        }
+        // A key whose lists have the wrong length is refused before cuDNN sees it.
+        decoder.alignment = [16, 16]
+        XCTAssertThrowsError(try convolution.lower(decoder, fused: true, into: CUDNNGraphBuilder(api)))
+        // f32 keeps to FMA engines; bf16 takes any.
+    }
+
     func testRankOneScaleIsRejectedWithCUDNNsReason() throws {
         let api = try openCUDNN()
         let builder = CUDNNGraphBuilder(api)

@@ -45,6 +45,7 @@ final class KernelCompileTests: XCTestCase {
             all.append(("attention \(a)", MatrixKernels.attention(a)))
             all.append(("rmsNormRope \(a)", FusedKernels.rmsNormRope(a)))
             all.append(("channelRMSNorm \(a)", FusedKernels.channelRMSNorm(a)))
+            all.append(("biasResidual \(a)", ElementwiseKernels.biasResidual(a)))
             for b in floats {
                 all.append(("modulatedLayerNorm \(a)→\(b)", FusedKernels.modulatedLayerNorm(a, out: b)))
                 all.append(("gatedResidual \(a), \(b)", FusedKernels.gatedResidual(a, b)))

@@ -4,7 +4,7 @@
 #          KINEMA_FUSED=0
 #   dit14  14B DiT forward at 480×832×81
 #   dit14-720  14B DiT forward at 720×1280×81 (75,600 tokens)
-#   vae    VAE decode, 21 latent frames → 81×480×832
+#   vae    VAE decode, 21 latent frames → 81×480×832, with the per-kernel profile
 #   pipe   whole 4-step text-to-video at 1.3B shapes (umT5-XXL encode + 4 UniPC steps, no CFG + decode),
 #          and the umT5-XXL encode of a 512-token prompt
 # Each part runs Kinema then the diffusers baseline under its own time limit; logs and JSON go to $OUT.
@@ -49,7 +49,7 @@ for part in "${parts[@]}"; do
             > "$OUT/d-dit14-720.log" 2>&1 ;;
     vae)
         timeout 120 $K bench --vae --frames 81 --height 480 --width 832 --device cuda --precision bf16 --warmup 1 \
-            --iterations 3 --json "$OUT/k-vae.json" > "$OUT/k-vae.log" 2>&1
+            --iterations 3 --profile --json "$OUT/k-vae.json" > "$OUT/k-vae.log" 2>&1
         timeout 120 $B --vae-only --frames 21 --height 60 --width 104 --json "$OUT/d-vae.json" > "$OUT/d-vae.log" 2>&1 ;;
     pipe)
         timeout 200 $K bench --pipeline --shape 1.3b --frames 81 --height 480 --width 832 --steps 4 --guidance 1 --device cuda \
@@ -62,4 +62,5 @@ for part in "${parts[@]}"; do
     grep -hE '"(gpu|dit_forward_median_s|peak_memory_gib|resident_gib|vae_decode_median_s|vae_peak_memory_gib|pipeline_median_s|pipeline_peak_memory_gib|umt5_encode_median_s)"' "$OUT/d-$part.log" 2>/dev/null
 done
 grep -h -A 14 "per-kernel" "$OUT/k-dit13.log" 2>/dev/null
+grep -h -A 12 "per-kernel" "$OUT/k-vae.log" 2>/dev/null
 tar -czf "$FINAL_OUT/perf.tar.gz" -C "$OUT" .

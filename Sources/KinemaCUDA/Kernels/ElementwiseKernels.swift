@@ -144,6 +144,43 @@ enum ElementwiseKernels {
         """#
     }
 
+    /// y[i] += bias[i mod C] + residual[i] in place on a contiguous [rows, C] output (the channels-last
+    /// convolution's epilogue when cuDNN could not fuse it): bias f32 [C] or null, residual y's dtype or null,
+    /// one rounding. The vector form moves 16 bytes of y and of the residual per thread; the host uses it
+    /// when both addresses are 16-byte aligned and C is a multiple of the lanes, so a vector never spans rows.
+    static func biasResidual(_ dtype: DType) -> String {
+        header([("T", dtype)]) + #"""
+
+        extern "C" __global__ void kinema_bias_residual(T_T* y, const float* bias, const T_T* residual, long long n, int C) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x) {
+                float v = T_LD(y, i);
+                if (bias) v += bias[i % C];
+                if (residual) v += T_LD(residual, i);
+                T_ST(y, i, v);
+            }
+        }
+        struct alignas(16) V16 { unsigned int w[4]; };
+        #define LANES ((int)(16 / sizeof(T_T)))
+        extern "C" __global__ void kinema_bias_residual_vec(V16* y, const float* bias, const V16* residual, long long vectors, int C) {
+            for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < vectors; i += (long long)gridDim.x * blockDim.x) {
+                V16 a = y[i];
+                const V16 b = residual ? residual[i] : a;
+                T_T* as = reinterpret_cast<T_T*>(&a);
+                const T_T* bs = reinterpret_cast<const T_T*>(&b);
+                const int c0 = (int)((i * LANES) % C);
+                #pragma unroll
+                for (int k = 0; k < LANES; ++k) {
+                    float v = T_LD(as, k);
+                    if (bias) v += bias[c0 + k];
+                    if (residual) v += T_LD(bs, k);
+                    T_ST(as, k, v);
+                }
+                y[i] = a;
+            }
+        }
+        """#
+    }
+
     static let binaryCodes: [BinaryOp: Int32] = [.add: 0, .sub: 1, .mul: 2, .div: 3, .maximum: 4, .minimum: 5]
 
     static func binary(_ a: DType, _ b: DType, out: DType) -> String {

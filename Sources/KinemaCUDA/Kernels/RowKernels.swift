@@ -2,10 +2,23 @@ import KinemaCore
 
 // Per-row kernels over contiguous rows of the last axis: LayerNorm, RMSNorm, softmax (one block per row,
 // statistics in f32, two passes so large means do not cancel), reductions, and the interleaved RoPE.
+// Short RMSNorm rows (the channels-last VAE's C = 96…384, up to ~1.6 M rows) take one warp per row instead.
 
 enum RowKernels {
+    /// Values each lane of the warp-per-row RMSNorm keeps in registers: rows up to 32 · 16 = 512 wide.
+    static let warpRowValues = 16
+
     static func norms(_ dtype: DType) -> String {
-        ElementwiseKernels.header([("T", dtype)]) + #"""
+        ElementwiseKernels.header([("T", dtype)]) + """
+
+        #define WARP_ROW_VALUES \(warpRowValues)
+        """ + #"""
+
+        // y·sigmoid(y) as the unary SiLU computes it (exp of a non-positive argument only).
+        __device__ __forceinline__ float silu_f(float y) {
+            float e = expf(-fabsf(y));
+            return y * (y >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e));
+        }
 
         // x, out: [rows, D] contiguous; w, b: [D] f32 or null.
         extern "C" __global__ void kinema_layer_norm(const T_T* x, T_T* out, int D, const float* w, const float* b, float eps) {
@@ -25,7 +38,8 @@ enum RowKernels {
                 T_ST(dst, j, v);
             }
         }
-        extern "C" __global__ void kinema_rms_norm(const T_T* x, T_T* out, int D, const float* w, float eps) {
+        // silu: SiLU applied to the normalized (and weighted) value before the single rounding.
+        extern "C" __global__ void kinema_rms_norm(const T_T* x, T_T* out, int D, const float* w, float eps, int silu) {
             __shared__ float scratch[32];
             const T_T* row = x + (long long)blockIdx.x * D;
             T_T* dst = out + (long long)blockIdx.x * D;
@@ -35,7 +49,39 @@ enum RowKernels {
             for (int j = threadIdx.x; j < D; j += blockDim.x) {
                 float v = T_LD(row, j) * scale;
                 if (w) v *= w[j];
+                if (silu) v = silu_f(v);
                 T_ST(dst, j, v);
+            }
+        }
+        // One warp per row of D ≤ 32 · WARP_ROW_VALUES: lane l holds elements l, l + 32, … in registers (one
+        // read of the row, each warp load a coalesced run), the sum of squares by shuffles, no block barrier.
+        // Warps stride over the rows; the row index is uniform across the warp, so every shuffle is full.
+        extern "C" __global__ void __launch_bounds__(256) kinema_rms_norm_warp_rows(
+            const T_T* x, T_T* out, long long rows, int D, const float* w, float eps, int silu) {
+            const int lane = threadIdx.x & 31;
+            const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
+            for (long long r = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); r < rows; r += warps) {
+                const T_T* row = x + r * D;
+                T_T* dst = out + r * D;
+                float v[WARP_ROW_VALUES];
+                float q = 0.0f;
+                #pragma unroll
+                for (int k = 0; k < WARP_ROW_VALUES; ++k) {
+                    int j = lane + 32 * k;
+                    v[k] = j < D ? T_LD(row, j) : 0.0f;
+                    q += v[k] * v[k];
+                }
+                const float scale = rsqrtf(warp_sum(q) / D + eps);
+                #pragma unroll
+                for (int k = 0; k < WARP_ROW_VALUES; ++k) {
+                    int j = lane + 32 * k;
+                    if (j < D) {
+                        float y = v[k] * scale;
+                        if (w) y *= w[j];
+                        if (silu) y = silu_f(y);
+                        T_ST(dst, j, y);
+                    }
+                }
             }
         }
         extern "C" __global__ void kinema_softmax(const T_T* x, T_T* out, int D) {

@@ -113,20 +113,21 @@ public final class WanVAE {
             throw KinemaError.invalidArgument("Wan VAE encode: frame size \(height)×\(width) must be a positive multiple of \(spatial)")
         }
         let b = backend
-        let input = try b.cast(try b.upload(video), to: precision.computeDType)
+        // Channels-last [B, T, H, W, 3] inside the VAE (WanVAEBlocks.swift says why).
+        let input = try channelsLast(try b.cast(try b.upload(video), to: precision.computeDType), backend: b)
         let cache = WanVAEFeatureCache()
         var means: [Tensor] = []
         var start = 0
         while start < frames {
             let length = start == 0 ? 1 : c.temporalCompression
             cache.beginChunk()
-            let chunk = try input.narrowed(axis: 2, start: start, length: length)
-            let moments = try quant(try encoder(chunk, cache: cache, taps: taps))  // [B, 2z, t, h, w]
+            let chunk = try input.narrowed(axis: vaeTimeAxis, start: start, length: length)
+            let moments = try quant(try encoder(chunk, cache: cache, taps: taps))  // [B, t, h, w, 2z]
             try taps?.record("enc.moments", moments, backend: b)
-            means.append(try b.cast(try moments.narrowed(axis: 1, start: 0, length: c.zDim), to: .f32))
+            means.append(try b.cast(try moments.narrowed(axis: 4, start: 0, length: c.zDim), to: .f32))
             start += length
         }
-        let mu = try b.concat(means, axis: 2)
+        let mu = try channelsFirst(try b.concat(means, axis: vaeTimeAxis), backend: b)  // [B, z, T_lat, h, w]
         switch output {
         case .raw: return mu
         case .normalized: return try normalize(mu)
@@ -168,9 +169,11 @@ public final class WanVAE {
         let cache = WanVAEFeatureCache()
         for frame in 0..<latents.shape[2] {
             cache.beginChunk()
-            let z = try postQuant(try b.cast(try raw.narrowed(axis: 2, start: frame, length: 1), to: dtype))
-            let out = try b.cast(try decoder(z, cache: cache, taps: taps), to: .f32)
-            try onFrames(try b.binary(.minimum, try b.binary(.maximum, out, lower), upper))
+            // [B, z, 1, h, w] → channels-last [B, 1, h, w, z] inside the VAE, [B, 3, n, 8h, 8w] out.
+            let latent = try channelsLast(try b.cast(try raw.narrowed(axis: 2, start: frame, length: 1), to: dtype), backend: b)
+            let out = try b.cast(try decoder(try postQuant(latent), cache: cache, taps: taps), to: .f32)
+            let clamped = try b.binary(.minimum, try b.binary(.maximum, out, lower), upper)
+            try onFrames(try channelsFirst(clamped, backend: b))
         }
     }
 }

@@ -17,8 +17,9 @@ public final class WanVAETapRecorder {
     public private(set) var chunks: [String: [Tensor]] = [:]
     public init() {}
 
+    /// `tensor` is a channels-last activation [B, T, H, W, C]; kept as [B, C, T, H, W], the fixtures' layout.
     func record(_ name: String, _ tensor: Tensor, backend: any Backend) throws {
-        chunks[name, default: []].append(try backend.download(tensor))
+        chunks[name, default: []].append(try backend.download(try channelsFirst(tensor, backend: backend)))
     }
 
     /// A tap's chunks joined along time (axis 2), as the fixtures store them.
@@ -26,6 +27,16 @@ public final class WanVAETapRecorder {
         guard let parts = chunks[name] else { return nil }
         return try backend.download(try backend.concat(parts, axis: 2))
     }
+}
+
+/// [B, T, H, W, C] → [B, C, T, H, W] contiguous (the layout of the VAE's inputs, outputs and fixtures).
+func channelsFirst(_ x: Tensor, backend: any Backend) throws -> Tensor {
+    try backend.contiguous(try x.permuted([0, 4, 1, 2, 3]))
+}
+
+/// [B, C, T, H, W] → [B, T, H, W, C] contiguous (the VAE's working layout).
+func channelsLast(_ x: Tensor, backend: any Backend) throws -> Tensor {
+    try backend.contiguous(try x.permuted([0, 2, 3, 4, 1]))
 }
 
 /// [res, attn, res] (WanMidBlock / `middle.{0,1,2}`): two residual blocks, four cache slots.
@@ -103,7 +114,7 @@ struct WanVAEEncoder {
         backend = w.backend
     }
 
-    /// One chunk of video [B, 3, T, H, W] (T = 1 first, then 4) → [B, 2z, T_lat, H/8, W/8].
+    /// One chunk of video [B, T, H, W, 3] (T = 1 first, then 4) → [B, T_lat, H/8, W/8, 2z].
     func callAsFunction(_ x: Tensor, cache: WanVAEFeatureCache, taps: WanVAETapRecorder?) throws -> Tensor {
         var h = try stem(x, cache: cache)
         try taps?.record("enc.conv_in", h, backend: backend)
@@ -152,7 +163,7 @@ struct WanVAEDecoder {
         backend = w.backend
     }
 
-    /// One latent frame [B, z, 1, h, w] (after conv2) → [B, 3, 1 or 4, 8h, 8w], unclamped.
+    /// One latent frame [B, 1, h, w, z] (after conv2) → [B, 1 or 4, 8h, 8w, 3], unclamped.
     func callAsFunction(_ x: Tensor, cache: WanVAEFeatureCache, taps: WanVAETapRecorder?) throws -> Tensor {
         var h = try stem(x, cache: cache)
         try taps?.record("dec.conv_in", h, backend: backend)

@@ -44,7 +44,7 @@ struct WanVAEResample {
         backend = w.backend
     }
 
-    /// x [B, C, T, H, W] → upsample: [B, C/2, T or 2T, 2H, 2W]; downsample: [B, C, T', H/2, W/2].
+    /// x [B, T, H, W, C] → upsample: [B, T or 2T, 2H, 2W, C/2]; downsample: [B, T', H/2, W/2, C].
     /// The 3-D modes use one cache slot.
     func callAsFunction(_ x: Tensor, cache: WanVAEFeatureCache) throws -> Tensor {
         let b = backend
@@ -65,13 +65,13 @@ struct WanVAEResample {
                 return y
             }
             let last = try detached(try lastFrames(y, 1), backend: b)
-            let out = try time(try b.concat([try lastFrames(previous, 1), y], axis: 2))
+            let out = try time(try b.concat([try lastFrames(previous, 1), y], axis: vaeTimeAxis))
             cache[slot] = .frames(last)
             return out
         }
     }
 
-    /// upsample3d's `time_conv`: [B, C, T, H, W] → [B, C, 2T, H, W], output frame 2t from channels [0, C)
+    /// upsample3d's `time_conv`: [B, T, H, W, C] → [B, 2T, H, W, C], output frame 2t from channels [0, C)
     /// and 2t+1 from [C, 2C) of the conv at t. Not applied in the first chunk (see the cache's
     /// `.skippedFirstChunk`).
     private func doubleFrames(_ x: Tensor, cache: WanVAEFeatureCache) throws -> Tensor {
@@ -87,39 +87,40 @@ struct WanVAEResample {
         case .skippedFirstChunk:
             // The history of the second chunk is zeros (the first chunk's frame is not used).
             history = nil
-            if keep.shape[2] < WanVAEFeatureCache.cacheFrames {
-                keep = try b.concat([try b.zeros(try lastFrames(keep, 1).shape, dtype: keep.dtype), keep], axis: 2)
+            if keep.shape[vaeTimeAxis] < WanVAEFeatureCache.cacheFrames {
+                keep = try b.concat([try b.zeros(try lastFrames(keep, 1).shape, dtype: keep.dtype), keep], axis: vaeTimeAxis)
             }
         case .frames(let previous):
             history = previous
-            if keep.shape[2] < WanVAEFeatureCache.cacheFrames {
-                keep = try b.concat([try lastFrames(previous, 1), keep], axis: 2)
+            if keep.shape[vaeTimeAxis] < WanVAEFeatureCache.cacheFrames {
+                keep = try b.concat([try lastFrames(previous, 1), keep], axis: vaeTimeAxis)
             }
         }
-        let doubled = try time(x, history: history)  // [B, 2C, T, H, W]
+        let doubled = try time(x, history: history)  // [B, T, H, W, 2C]
         cache[slot] = .frames(try detached(keep, backend: b))
-        let (batch, c, frames, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4])
-        // [B, 2, C, T, H, W] → [B, C, T, 2, H, W] → [B, C, 2T, H, W]
-        let split = try b.reshape(doubled, [batch, 2, c, frames, height, width]).permuted([0, 2, 3, 1, 4, 5])
-        return try b.reshape(try b.contiguous(split), [batch, c, 2 * frames, height, width])
+        let (batch, frames, height, width, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+        // [B, T, H, W, 2, C] → [B, T, 2, H, W, C] → [B, 2T, H, W, C]
+        let split = try b.reshape(doubled, [batch, frames, height, width, 2, c]).permuted([0, 1, 4, 2, 3, 5])
+        return try b.reshape(try b.contiguous(split), [batch, 2 * frames, height, width, c])
     }
 
     /// Nearest ×2 in H and W. For an integer factor 2, nearest-exact picks source ⌊(i + ½)/2⌋ = ⌊i/2⌋,
     /// i.e. plain pixel repetition.
     private func nearestDouble(_ x: Tensor) throws -> Tensor {
-        let (batch, c, frames, height, width) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4])
-        let repeated = try x.unsqueezed(4).unsqueezed(6).expanded(to: [batch, c, frames, height, 2, width, 2])
-        return try backend.reshape(try backend.contiguous(repeated), [batch, c, frames, 2 * height, 2 * width])
+        let (batch, frames, height, width, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3], x.shape[4])
+        // [B, T, H, 1, W, 1, C] broadcast to [B, T, H, 2, W, 2, C]: each pixel's C channels copied 4 times.
+        let repeated = try x.unsqueezed(3).unsqueezed(5).expanded(to: [batch, frames, height, 2, width, 2, c])
+        return try backend.reshape(try backend.contiguous(repeated), [batch, frames, 2 * height, 2 * width, c])
     }
 
     /// ZeroPad2d((0, 1, 0, 1)): one zero column on the right, one zero row at the bottom.
     private func padRightBottom(_ x: Tensor) throws -> Tensor {
         let b = backend
-        var shape = x.shape
-        shape[4] = 1
-        let wide = try b.concat([x, try b.zeros(shape, dtype: x.dtype)], axis: 4)
-        shape = wide.shape
+        var shape = x.shape  // [B, T, H, W, C]
         shape[3] = 1
-        return try b.concat([wide, try b.zeros(shape, dtype: x.dtype)], axis: 3)
+        let wide = try b.concat([x, try b.zeros(shape, dtype: x.dtype)], axis: 3)
+        shape = wide.shape
+        shape[2] = 1
+        return try b.concat([wide, try b.zeros(shape, dtype: x.dtype)], axis: 2)
     }
 }

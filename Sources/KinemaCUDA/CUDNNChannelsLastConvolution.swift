@@ -1,0 +1,247 @@
+import Foundation
+import KinemaCore
+
+// conv3dChannelsLast through cuDNN's graph (backend) API. x [B, T, H, W, Cin] and the weight as stored,
+// [Cout, kT, kH, kW, Cin], are described to cuDNN with its dims order ([N, C, D, H, W] and [K, C, T, R, S])
+// and channels-last strides, so no copy is made; the output y is NDHWC as well. The bias (f32, [1, K, 1, 1, 1])
+// and the residual (y's dtype and layout) are pointwise ADD nodes after the convolution, whose output is then a
+// virtual f32 tensor: one rounding to the output dtype. Where cuDNN offers no engine for that fused graph,
+// the convolution alone runs in cuDNN and `CUDABackend.addBiasResidual` adds the rest in one pass.
+//
+// `kinema cudnn-probe` measured these convolutions at 1.3–1.9× the legacy NCDHW path with no workspace
+// (H100, 2026-11-27: 96 → 96 ch 480×832 3×3×3 4.11 → 2.19 ms). The VAE runs ~25 distinct problems hundreds
+// of times, so a plan is built once per problem (shapes, stride, padding, dtype, fused inputs, pointer
+// alignment) and cached with its descriptors.
+//
+// Plan choice: heuristics mode A's first `candidates` plans that fit the workspace limit are each timed
+// (one warm-up, median of three runs, CUDA events) on the first call's own buffers, and the fastest is kept,
+// as the legacy path times its algorithms: heuristics' first plan need not be the fastest, and timing a few
+// costs milliseconds once per problem. (Finalizing a runtime-fusion plan may compile kernels: the first
+// call of a problem can take much longer than the rest; `kinema cudnn-probe` reports it.)
+
+final class CUDNNChannelsLastConvolution: @unchecked Sendable {
+    struct Key: Hashable {
+        var input: [Int]  // [B, T, H, W, Cin]
+        var filter: [Int]  // [Cout, kT, kH, kW, Cin]
+        var stride: [Int]
+        var padding: [Int]
+        var dtype: DType
+        var bias: Bool
+        var residual: Bool
+        /// Whether bias and residual may be ADD nodes of the graph (KINEMA_FUSED=off: never).
+        var fusion: Bool
+        /// cuDNN BYTE_ALIGNMENT of x, w, y, bias and residual (0 where absent): engines specialize on it.
+        var alignment: [Int]
+
+        /// [B, T', H', W', Cout].
+        var output: [Int] {
+            var out = [input[0], 0, 0, 0, filter[0]]
+            for axis in 0..<3 { out[1 + axis] = (input[1 + axis] + 2 * padding[axis] - filter[1 + axis]) / stride[axis] + 1 }
+            return out
+        }
+    }
+
+    /// A finalized plan with the descriptors it refers to.
+    final class Plan {
+        let graph: CUDNNGraphBuilder  // owns the tensor, operation and graph descriptors the plan was built from
+        let plan: BackendDescriptor
+        let workspace: Int
+        let engineIndex: Int
+        /// Bias and residual are added inside the graph; false: the caller adds them after the convolution.
+        let fused: Bool
+        let chosenBy: String
+        let milliseconds: Double?
+
+        init(graph: CUDNNGraphBuilder, plan: BackendDescriptor, workspace: Int, engineIndex: Int, fused: Bool, chosenBy: String, milliseconds: Double?) {
+            self.graph = graph
+            self.plan = plan
+            self.workspace = workspace
+            self.engineIndex = engineIndex
+            self.fused = fused
+            self.chosenBy = chosenBy
+            self.milliseconds = milliseconds
+        }
+    }
+
+    /// The device buffers of one call, as cuDNN tensor ids 1–5.
+    struct Buffers {
+        var x: Tensor, w: Tensor, y: Tensor, bias: Tensor?, residual: Tensor?
+
+        func bindings(fused: Bool) -> [(Int64, UnsafeMutableRawPointer?)] {
+            var all: [(Int64, UnsafeMutableRawPointer?)] = [(1, pointer(x)), (2, pointer(w)), (3, pointer(y))]
+            if fused, let bias { all.append((4, pointer(bias))) }
+            if fused, let residual { all.append((5, pointer(residual))) }
+            return all
+        }
+
+        private func pointer(_ t: Tensor) -> UnsafeMutableRawPointer? { devicePointer(CUDAContext.address(t)) }
+    }
+
+    let api: CUDNN
+    private let lock = NSLock()
+    private var plans: [Key: Result<Plan, any Error>] = [:]
+    /// Workspace bound, as the legacy path (CUDNNConvolution.workspaceLimit), also capped at a quarter of the
+    /// free memory when the plan is chosen. The probe's NDHWC plans needed none.
+    static let workspaceLimit = 2 << 30
+    /// Plans timed per new problem.
+    static let candidates = 4
+
+    init(api: CUDNN) { self.api = api }
+
+    /// The key of a call. x, w, y (and residual) contiguous channels-last in one float dtype, bias f32 [Cout].
+    static func key(_ buffers: Buffers, stride: [Int], padding: [Int], fusion: Bool) -> Key {
+        let alignment = [buffers.x, buffers.w, buffers.y].map { cudnnAlignment(CUDAContext.address($0)) }
+            + [buffers.bias, buffers.residual].map { $0.map { cudnnAlignment(CUDAContext.address($0)) } ?? 0 }
+        return Key(
+            input: buffers.x.shape, filter: buffers.w.shape, stride: stride, padding: padding, dtype: buffers.x.dtype,
+            bias: buffers.bias != nil, residual: buffers.residual != nil, fusion: fusion, alignment: alignment)
+    }
+
+    /// y = conv(x, w) (+ bias + residual when the plan fused them). Returns whether it did: when false, the
+    /// caller adds bias and residual to y. `fusion` false: the convolution-only graph whatever cuDNN offers.
+    func forward(_ buffers: Buffers, stride: [Int], padding: [Int], fusion: Bool = true, context: CUDAContext) throws -> Bool {
+        guard CUDNNCode.dataType(buffers.x.dtype) != nil, buffers.w.dtype == buffers.x.dtype, buffers.y.dtype == buffers.x.dtype,
+            buffers.residual.map({ $0.dtype == buffers.x.dtype }) ?? true, buffers.bias.map({ $0.dtype == .f32 }) ?? true
+        else {
+            throw KinemaError.unsupported("cuDNN channels-last conv3d: x, w, y and residual need one float dtype and an f32 bias")
+        }
+        guard [buffers.x, buffers.w, buffers.y].allSatisfy(\.isContiguous), buffers.residual.map(\.isContiguous) ?? true else {
+            throw KinemaError.unsupported("cuDNN channels-last conv3d: needs contiguous tensors")
+        }
+        let key = Self.key(buffers, stride: stride, padding: padding, fusion: fusion)
+        try context.makeCurrent()
+        let plan = try lock.withLock { () throws -> Plan in
+            if let cached = plans[key] { return try cached.get() }
+            let made = Result { try build(key, buffers: buffers, context: context) }
+            plans[key] = made
+            return try made.get()
+        }
+        let workspace = plan.workspace > 0 ? try context.allocator.allocate(plan.workspace) : nil
+        do {
+            try context.profiled("cudnn conv3d channels-last \(key.dtype.rawValue)") {
+                try api.execute(
+                    plan: plan.plan, bindings: buffers.bindings(fused: plan.fused),
+                    workspace: workspace.map { devicePointer(CUDAContext.address($0)) } ?? nil)
+            }
+        } catch {
+            lock.withLock { plans[key] = .failure(error) }  // later calls of this problem go straight to the fallback
+            throw error
+        }
+        withExtendedLifetime(workspace) {}
+        return plan.fused
+    }
+
+    /// The cached problems and their plans, for diagnostics.
+    func describePlans() -> [String] {
+        lock.withLock {
+            plans.map { key, result in
+                let extras = (key.bias ? " +bias" : "") + (key.residual ? " +residual" : "") + (key.fusion ? "" : " (unfused)")
+                let shape = "x \(key.input) w \(key.filter) stride \(key.stride) \(key.dtype.rawValue)\(extras)"
+                switch result {
+                case .success(let plan):
+                    let time = plan.milliseconds.map { String(format: ", %.3f ms", $0) } ?? ""
+                    let epilogue = plan.fused || !(key.bias || key.residual) ? "" : ", bias/residual by Kinema's kernel"
+                    return "\(shape): engine \(plan.engineIndex) (\(plan.chosenBy)\(time)), workspace \(plan.workspace) B\(epilogue)"
+                case .failure(let error): return "\(shape): no plan (\(error))"
+                }
+            }
+        }
+    }
+
+    /// The operation graph of `key` into `builder` (no handle needed: descriptors finalize without a GPU).
+    /// `fused`: bias and residual as ADD nodes after the convolution; otherwise the convolution alone.
+    func lower(_ key: Key, fused: Bool, into builder: CUDNNGraphBuilder) throws {
+        guard let dtype = CUDNNCode.dataType(key.dtype), key.input.count == 5, key.filter.count == 5,
+            key.stride.count == 3, key.padding.count == 3, key.alignment.count == 5
+        else {
+            throw KinemaError.unsupported("cuDNN channels-last conv3d: malformed problem \(key)")
+        }
+        /// Dims [N, C, D, H, W] and their strides for a contiguous [N, D, H, W, C] tensor.
+        func channelsLast(_ shape: [Int]) -> (dims: [Int], strides: [Int]) {
+            let (n, d, h, w, c) = (shape[0], shape[1], shape[2], shape[3], shape[4])
+            return ([n, c, d, h, w], [d * h * w * c, 1, h * w * c, w * c, c])
+        }
+        let out = key.output
+        let (x, w, y) = (channelsLast(key.input), channelsLast(key.filter), channelsLast(out))
+        let tx = try builder.tensor("x", dims: x.dims, strides: x.strides, dtype: dtype, id: 1, alignment: key.alignment[0])
+        let tw = try builder.tensor("w", dims: w.dims, strides: w.strides, dtype: dtype, id: 2, alignment: key.alignment[1])
+        let ty = try builder.tensor("y", dims: y.dims, strides: y.strides, dtype: dtype, id: 3, alignment: key.alignment[2])
+        let epilogue = fused && (key.bias || key.residual)
+        let convOut = epilogue
+            ? try builder.tensor("conv", dims: y.dims, strides: y.strides, dtype: CUDNNCode.float, virtual: true).descriptor : ty.descriptor
+        try builder.convolutionForward(
+            "channels-last", x: tx.descriptor, w: tw.descriptor, y: convOut, pre: key.padding, post: key.padding, stride: key.stride)
+        guard epilogue else { return }
+        var current = convOut
+        if key.bias {
+            let k = key.filter[0]
+            let tb = try builder.tensor("bias", dims: [1, k, 1, 1, 1], strides: [k, 1, k, k, k], dtype: CUDNNCode.float, id: 4, alignment: key.alignment[3])
+            let sum = key.residual
+                ? try builder.tensor("conv+bias", dims: y.dims, strides: y.strides, dtype: CUDNNCode.float, virtual: true).descriptor : ty.descriptor
+            try builder.pointwise("bias", mode: CUDNNCode.add, x: current, b: tb.descriptor, y: sum)
+            current = sum
+        }
+        if key.residual {
+            let tr = try builder.tensor("residual", dims: y.dims, strides: y.strides, dtype: dtype, id: 5, alignment: key.alignment[4])
+            try builder.pointwise("residual", mode: CUDNNCode.add, x: current, b: tr.descriptor, y: ty.descriptor)
+        }
+    }
+
+    /// The fused graph's plan, or the convolution-only graph's when cuDNN has none for the fused one.
+    private func build(_ key: Key, buffers: Buffers, context: CUDAContext) throws -> Plan {
+        guard key.fusion, key.bias || key.residual else { return try choose(key, fused: false, buffers: buffers, context: context) }
+        do {
+            return try choose(key, fused: true, buffers: buffers, context: context)
+        } catch let fusedError {
+            do {
+                return try choose(key, fused: false, buffers: buffers, context: context)
+            } catch {
+                throw KinemaError.unsupported("cuDNN channels-last conv3d: fused graph: \(fusedError); convolution alone: \(error)")
+            }
+        }
+    }
+
+    /// Builds the graph, takes heuristics' first plans within the workspace limit, and keeps the fastest.
+    private func choose(_ key: Key, fused: Bool, buffers: Buffers, context: CUDAContext) throws -> Plan {
+        let builder = CUDNNGraphBuilder(api)
+        try lower(key, fused: fused, into: builder)
+        let free = (try? context.memoryInfo().free) ?? 0
+        let limit = min(Self.workspaceLimit, max(0, free / 4))
+        let all = try builder.plans(limit: Self.candidates)
+        let fitting = all.filter { $0.workspace <= limit }
+        guard !fitting.isEmpty else {
+            throw KinemaError.unsupported(
+                "every cuDNN plan needs more workspace than \(limit >> 20) MiB: \(all.map { "\($0.workspace >> 20) MiB" })")
+        }
+        if fitting.count == 1 {
+            let only = fitting[0]
+            return Plan(graph: builder, plan: only.plan, workspace: only.workspace, engineIndex: only.engineIndex, fused: fused, chosenBy: "only plan", milliseconds: nil)
+        }
+        let bindings = buffers.bindings(fused: fused)
+        var best: (index: Int, milliseconds: Double)?
+        var failures: [String] = []
+        for (index, candidate) in fitting.enumerated() {
+            do {
+                let workspace = candidate.workspace > 0 ? try context.allocator.allocate(candidate.workspace) : nil
+                let pointer = workspace.map { devicePointer(CUDAContext.address($0)) } ?? nil
+                try api.execute(plan: candidate.plan, bindings: bindings, workspace: pointer)  // warm-up
+                var times: [Double] = []
+                for _ in 0..<3 {
+                    times.append(try context.timedOnGPU { try api.execute(plan: candidate.plan, bindings: bindings, workspace: pointer) }.seconds)
+                }
+                withExtendedLifetime(workspace) {}
+                let median = times.sorted()[1] * 1e3
+                if median < best?.milliseconds ?? .infinity { best = (index, median) }
+            } catch {
+                failures.append("engine \(candidate.engineIndex): \(error)")
+            }
+        }
+        guard let best else {
+            throw KinemaError.unsupported("no cuDNN plan ran: " + failures.joined(separator: "; "))
+        }
+        let chosen = fitting[best.index]
+        return Plan(
+            graph: builder, plan: chosen.plan, workspace: chosen.workspace, engineIndex: chosen.engineIndex, fused: fused,
+            chosenBy: "fastest of \(fitting.count) timed", milliseconds: best.milliseconds)
+    }
+}
