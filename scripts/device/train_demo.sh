@@ -5,7 +5,10 @@
 #   e.g. bash scripts/device/train_demo.sh vae,dit 530 vae=150
 #        bash scripts/device/train_demo.sh dit,teacher_samples,distill,export,evaluate 530 dit=180,teacher_samples=70,export=30,evaluate=40
 #
-# DEMO_SMOKE=1 runs the tiny CPU smoke sizes (a local check of this script).
+# GPUS=K (K ≥ 2) starts train.py under torchrun on K GPUs of the host (kinds nvidia-h100-x2/-x4): the dit and
+# distill stages run data-parallel with dit_batch / distill_batch clips per GPU (global batch = that × K),
+# the other stages on GPU 0 while the rest wait. Unset or 1: one process, as before.
+# DEMO_SMOKE=1 runs the tiny CPU smoke sizes (a local check of this script; with GPUS=2 on a CPU it uses gloo).
 # Resumes from .demo-ckpt/ (vae.pt, dit.pt, distill.pt; bf16, a few MB each) when the tree carries it, and
 # returns in $OUT: train.log, the checkpoints and the export packed as demo-ckpt.tar split into ≤ 15 MiB
 # parts (demo-ckpt.tar.part-aa, -ab, …; the device returns at most 8 files of 16 MiB). Here, unpack with
@@ -32,7 +35,13 @@ fi
 { nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/train.log"; } 2>/dev/null || echo "no nvidia-smi" | tee "$OUT/train.log"
 ls -la .demo-ckpt | tee -a "$OUT/train.log"
 
-"$PYTHON" tools/demo-model/train.py --work .demo-ckpt --stages "$STAGES" --budget-seconds "$SECONDS_BUDGET" \
+GPUS=${GPUS:-1}
+LAUNCH=("$PYTHON")
+if [ "$GPUS" -gt 1 ]; then
+    LAUNCH=("$PYTHON" -m torch.distributed.run --standalone --nproc_per_node="$GPUS")
+    echo "torchrun: $GPUS processes" | tee -a "$OUT/train.log"
+fi
+"${LAUNCH[@]}" tools/demo-model/train.py --work .demo-ckpt --stages "$STAGES" --budget-seconds "$SECONDS_BUDGET" \
     ${STAGE_SECONDS:+--stage-seconds "$STAGE_SECONDS"} ${DEMO_SMOKE:+--smoke --max-steps 2 --eval-cases 2} "${EXTRA[@]}" 2>&1 | grep --line-buffered -v "it/s\]" | tee -a "$OUT/train.log"
 rc=${PIPESTATUS[0]}
 

@@ -12,6 +12,9 @@ Stages (run in order, each resumable, each bounded by --budget-seconds):
 
 All state lives under --work: vae.pt, dit.pt, teacher.pt, distill.pt (resume points), export/ (the model).
 --smoke uses tiny sizes so every stage runs on a CPU in seconds (it checks the code path, not quality).
+
+Several GPUs of one host: `python -m torch.distributed.run --standalone --nproc_per_node=K train.py …`
+(parallel.py): dit and distill run data-parallel, global batch = dit_batch (distill_batch) × K per step.
 """
 
 from __future__ import annotations
@@ -33,8 +36,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import world  # noqa: E402
 import tokenizer as demo_tokenizer  # noqa: E402
-
-TEXT_LEN = 512  # WanPipeline's max_sequence_length; Kinema pads to the same length
+import fast_dit  # noqa: E402
+import parallel  # noqa: E402
+from fast_dit import TEXT_LEN  # noqa: E402
 STEP_LIST = [1000, 750, 500, 250]  # the step-distill sampler's denoising_step_list
 
 FULL = dict(
@@ -51,6 +55,10 @@ FULL = dict(
     flow_shift=3.0, vae_batch=16, vae_lr=5e-4, vae_clip_lr=2e-4, dit_batch=128, dit_lr=3e-4, bank=8192, bank_refresh=64, refresh_every=32,
     teacher_pairs=8192, teacher_steps=25, teacher_guidance=4.0, teacher_batch=512,
     distill_batch=64, distill_lr=5e-5, base_steps=20, base_guidance=4.0, stats_clips=512, fps=8,
+    # Speed (fast_dit.py, parallel.py): dit_compact 1 trains on the compact text context (the same function as
+    # the 512-token padding; 0: the padded context itself), dit_compile 1 wraps the training module in
+    # torch.compile (compile time counts against the call), dit_profile N logs the top ops of N profiled steps.
+    dit_compact=1, dit_compile=0, dit_profile=0,
 )
 SMOKE = dict(
     FULL, frames=5, size=32, vae_frames=5,
@@ -63,7 +71,8 @@ SMOKE = dict(
 
 
 def log(*parts):
-    print(f"[{time.strftime('%H:%M:%S')}]", *parts, flush=True)
+    if parallel.is_main():
+        print(f"[{time.strftime('%H:%M:%S')}]", *parts, flush=True)
 
 
 class Budget:
@@ -96,12 +105,6 @@ def load(path: Path):
 
 def warmup_lr(step: int, base: float, warmup: int = 300) -> float:
     return base * min(1.0, (step + 1) / warmup)
-
-
-def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float):
-    with torch.no_grad():
-        for e, p in zip(ema.parameters(), model.parameters()):
-            e.lerp_(p.detach().float(), 1 - decay)
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -405,22 +408,23 @@ def stage_vae_decoder(args, cfg, device, budget: Budget):
 
 class LatentBank:
     """Encoded training clips kept on the device (VAE encoding costs more than a DiT step); a few entries
-    are replaced by fresh clips every step so the model keeps seeing new positions and sizes."""
+    are replaced by fresh clips every `refresh_every` steps so the model keeps seeing new positions and
+    sizes. Each entry keeps its attribute combination (index into the PromptTable), so a batch and its
+    prompts are drawn on the device: latents [size, 16, T, h, w] bf16, combos [size] long."""
 
-    def __init__(self, vae, cfg, device, seed: int, size: int):
-        self.vae, self.cfg, self.device = vae, cfg, device
+    def __init__(self, vae, cfg, device, seed: int, size: int, prompts: fast_dit.PromptTable):
+        self.vae, self.cfg, self.device, self.size, self.prompts = vae, cfg, device, size, prompts
         self.rng = random.Random(seed)
-        mean = torch.tensor(vae.config.latents_mean, device=device).view(1, -1, 1, 1, 1)
-        std = torch.tensor(vae.config.latents_std, device=device).view(1, -1, 1, 1, 1)
-        self.mean, self.std = mean, std
-        self.specs: list = []
-        self.latents = None
+        self.mean = torch.tensor(vae.config.latents_mean, device=device).view(1, -1, 1, 1, 1)
+        self.std = torch.tensor(vae.config.latents_std, device=device).view(1, -1, 1, 1, 1)
         t0 = time.time()
         chunk = 64 if device.type == "cuda" else 2
-        while len(self.specs) < size:
-            z, specs = self.encode(min(chunk, size - len(self.specs)))
-            self.latents = z if self.latents is None else torch.cat([self.latents, z])
-            self.specs += specs
+        latents, combos = [], []
+        while sum(z.shape[0] for z in latents) < size:
+            z, c = self.encode(min(chunk, size - sum(z.shape[0] for z in latents)))
+            latents.append(z)
+            combos.append(c)
+        self.latents, self.combos = torch.cat(latents), torch.cat(combos)
         log(f"latent bank: {size} clips in {time.time() - t0:.1f} s, latents {list(self.latents.shape[1:])}")
 
     @torch.no_grad()
@@ -429,21 +433,57 @@ class LatentBank:
         video, _ = world.render(specs, self.cfg["frames"], self.cfg["size"], self.device)
         with autocast(self.device):
             mu = self.vae.encode(video).latent_dist.mean.float()
-        return ((mu - self.mean) / self.std).to(torch.bfloat16), specs  # normalized as WanPipeline expects
+        combos = torch.tensor([self.prompts.combo_of(s) for s in specs], device=self.device)
+        return ((mu - self.mean) / self.std).to(torch.bfloat16), combos  # normalized as WanPipeline expects
 
     def refresh(self, n: int):
         if n <= 0:
             return
-        z, specs = self.encode(n)
-        idx = self.rng.sample(range(len(self.specs)), n)
-        self.latents[torch.tensor(idx, device=self.device)] = z
-        for i, s in zip(idx, specs):
-            self.specs[i] = s
+        z, combos = self.encode(n)
+        idx = torch.tensor(self.rng.sample(range(self.size), n), device=self.device)
+        self.latents[idx] = z
+        self.combos[idx] = combos
 
-    def batch(self, n: int, prompt_rng: random.Random):
-        idx = [self.rng.randrange(len(self.specs)) for _ in range(n)]
-        x0 = self.latents[torch.tensor(idx, device=self.device)].float()
-        return x0, [world.prompt_for(self.specs[i], prompt_rng) for i in idx]
+    def batch(self, n: int, gen: torch.Generator):
+        """(x0 [n, 16, T, h, w] fp32, attribute combos [n]), drawn on the device."""
+        idx = torch.randint(self.size, (n,), device=self.device, generator=gen)
+        return self.latents[idx].float(), self.combos[idx]
+
+
+class StepProfiler:
+    """`--set dit_profile=N`: the stage's first steps run under torch.profiler (1 step skipped, 2 warm-up,
+    N recorded) and the top 20 ops by device time and by host time go to the log (rank 0 only)."""
+
+    def __init__(self, steps: int, device, name: str):
+        self.prof, self.name, self.device = None, name, device
+        if steps <= 0 or not parallel.is_main():
+            return
+        from torch.profiler import ProfilerActivity, profile, schedule
+
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        self.left = 3 + steps
+        self.steps = steps
+        self.prof = profile(activities=activities, schedule=schedule(wait=1, warmup=2, active=steps),
+                            on_trace_ready=self.report)
+        self.prof.__enter__()
+        log(f"{name}: profiling steps 4–{3 + steps}")
+
+    def step(self):
+        if self.prof is None:
+            return
+        self.prof.step()
+        self.left -= 1
+        if self.left <= 0:
+            self.prof.__exit__(None, None, None)
+            self.prof = None
+
+    def report(self, prof):
+        averages = prof.key_averages()
+        sorts = ["self_cpu_time_total"]
+        if self.device.type == "cuda":
+            sorts.insert(0, "self_device_time_total" if hasattr(averages[0], "self_device_time_total") else "self_cuda_time_total")
+        for key in sorts:
+            log(f"{self.name} profile ({self.steps} steps), top 20 by {key}:\n" + averages.table(sort_by=key, row_limit=20))
 
 
 def stage_dit(args, cfg, device, budget: Budget):
@@ -464,33 +504,50 @@ def stage_dit(args, cfg, device, budget: Budget):
         ema_dit.load_state_dict(state["ema_dit"])
         ema_enc.load_state_dict(state["ema_encoder"])
     params = list(dit.parameters()) + list(encoder.parameters())
+    ema_params = list(ema_dit.parameters()) + list(ema_enc.parameters())
     log(f"dit params {sum(p.numel() for p in dit.parameters()) / 1e6:.2f} M, text encoder "
         f"{sum(p.numel() for p in encoder.parameters()) / 1e6:.2f} M")
-    opt = torch.optim.AdamW(params, lr=cfg["dit_lr"], betas=(0.9, 0.99), weight_decay=0.01)
+    fast_dit.prepare_dit(dit)  # after the EMA copies: those stay plain diffusers modules
+    model = parallel.wrap(fast_dit.TextToNoise(dit, encoder, compact=bool(cfg["dit_compact"])), device)
+    if cfg["dit_compile"]:
+        model = torch.compile(model)
+    opt = torch.optim.AdamW(params, lr=cfg["dit_lr"], betas=(0.9, 0.99), weight_decay=0.01, fused=device.type == "cuda")
     resumed_at = step
-    bank = LatentBank(vae, cfg, device, seed=2000 + step, size=cfg["bank"])
-    prompt_rng = random.Random(3000 + step)
-    gen = torch.Generator(device=device).manual_seed(4000 + step)
+    prompts = fast_dit.PromptTable(text.tok, device)
+    # Every rank its own clips and random streams (the same on one GPU as before DDP existed: rank 0).
+    seed = step + 7919 * parallel.RANK
+    bank = LatentBank(vae, cfg, device, seed=2000 + seed, size=cfg["bank"], prompts=prompts)
+    gen = torch.Generator(device=device).manual_seed(4000 + seed)
     shift = cfg["flow_shift"]
     max_steps = args.max_steps or 10**9
-    last_save, t0, losses = time.time(), time.time(), []
+    log(f"dit: batch {cfg['dit_batch']} per rank × {parallel.WORLD} rank(s) = {cfg['dit_batch'] * parallel.WORLD} clips per step; "
+        f"text context {'compact (' + str(fast_dit.compact_width(prompts.max_tokens)) + ' slots)' if cfg['dit_compact'] else str(TEXT_LEN) + ' tokens'}"
+        f"{', torch.compile' if cfg['dit_compile'] else ''}")
+    last_save, t0 = time.time(), time.time()
+    loss_sum, loss_count = torch.zeros((), device=device), 0  # read at log time only: .item() syncs
+    profiler = StepProfiler(cfg["dit_profile"], device, "dit")
     dit.train()
     encoder.train()
 
     def checkpoint():
-        save(path, dict(dit=compact(dit.state_dict()), encoder=compact(encoder.state_dict()),
-                        ema_dit=compact(ema_dit.state_dict()), ema_encoder=compact(ema_enc.state_dict()), step=step,
-                        config=cfg))
+        if parallel.is_main():
+            save(path, dict(dit=compact(dit.state_dict()), encoder=compact(encoder.state_dict()),
+                            ema_dit=compact(ema_dit.state_dict()), ema_encoder=compact(ema_enc.state_dict()), step=step,
+                            config=cfg))
 
-    while budget.left() > 15 and step < max_steps:
+    while step < max_steps:
+        # One rank: the budget every step (host only). Several: they agree every 10 steps (an all-reduce).
+        if (not parallel.active() or (step - resumed_at) % 10 == 0) and \
+                not parallel.all_agree_to_continue(budget.left(), 15, device):
+            break
         # Re-warm after every resume: the optimizer state is not carried between calls (size).
         lr = warmup_lr(step - resumed_at, cfg["dit_lr"], 300 if resumed_at == 0 else 100)
         for group in opt.param_groups:
             group["lr"] = lr
         if step % cfg["refresh_every"] == 0:
             bank.refresh(cfg["bank_refresh"])
-        x0, prompts = bank.batch(cfg["dit_batch"], prompt_rng)
-        prompts = ["" if prompt_rng.random() < 0.1 else p for p in prompts]  # unconditional for CFG
+        x0, combos = bank.batch(cfg["dit_batch"], gen)
+        ids, lengths = prompts.sample(combos, gen, drop=0.1)  # 10% "" (unconditional, for CFG)
         b = x0.shape[0]
         noise = torch.randn(x0.shape, device=device, generator=gen)
         # σ spread like the sampler's steps: uniform, then the same flow shift as inference.
@@ -498,29 +555,32 @@ def stage_dit(args, cfg, device, budget: Budget):
         s = sigma.view(b, 1, 1, 1, 1)
         xt = (1 - s) * x0 + s * noise
         with autocast(device):
-            context = text.embed(encoder, prompts)
-            pred = dit(hidden_states=xt, timestep=sigma * 1000, encoder_hidden_states=context, return_dict=False)[0]
+            pred = model(xt, sigma * 1000, ids, lengths)
         loss = F.mse_loss(pred.float(), noise - x0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        decay = min(0.999, (1 + step) / (10 + step))
-        ema_update(ema_dit, dit, decay)
-        ema_update(ema_enc, encoder, decay)
-        losses.append(loss.item())
+        fast_dit.ema_update(ema_params, params, min(0.999, (1 + step) / (10 + step)))
+        loss_sum += loss.detach()
+        loss_count += 1
+        profiler.step()
         if step % 100 == 0 or args.smoke:
+            mean_loss = parallel.mean(loss_sum / loss_count).item()
             elapsed = time.time() - t0
-            log(f"dit step {step} loss {sum(losses) / len(losses):.4f} lr {lr:.2e} | "
-                f"{(step - resumed_at) / elapsed:.1f} steps/s ({(step - resumed_at) * b / elapsed:.0f} clips/s)"
+            log(f"dit step {step} loss {mean_loss:.4f} lr {lr:.2e} | "
+                f"{(step - resumed_at) / elapsed:.1f} steps/s ({(step - resumed_at) * b * parallel.WORLD / elapsed:.0f} clips/s)"
                 + (f" | gpu mem {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device.type == "cuda" else ""))
-            losses = []
+            loss_sum.zero_()
+            loss_count = 0
         if time.time() - last_save > 120:
             checkpoint()
             last_save = time.time()
     checkpoint()
-    log(f"dit: saved at step {step}")
+    elapsed = time.time() - t0
+    log(f"dit: saved at step {step} ({step - resumed_at} steps in {elapsed:.1f} s, "
+        f"{(step - resumed_at) / max(elapsed, 1e-9):.2f} steps/s)")
 
 
 def load_base(work: Path, cfg, device, text: Text):
@@ -539,8 +599,9 @@ def latent_shape(cfg, n: int):
 
 
 @torch.no_grad()
-def sample_base(dit, cond, uncond, noise, steps: int, guidance: float, shift: float, device):
-    """WanPipeline's loop: diffusers UniPC (flow sigmas), CFG noise_uncond + g·(noise_cond − noise_uncond)."""
+def sample_base(dit, cond, uncond, noise, steps: int, guidance: float, shift: float, device, cond_bias=None, uncond_bias=None):
+    """WanPipeline's loop: diffusers UniPC (flow sigmas), CFG noise_uncond + g·(noise_cond − noise_uncond).
+    With biases the contexts are compact (fast_dit.context_from; the DiT through fast_dit.prepare_dit)."""
     from diffusers import UniPCMultistepScheduler
 
     sched = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, num_train_timesteps=1000,
@@ -550,9 +611,9 @@ def sample_base(dit, cond, uncond, noise, steps: int, guidance: float, shift: fl
     for t in sched.timesteps:
         ts = t.expand(x.shape[0]).float()
         with autocast(device):
-            c = dit(hidden_states=x, timestep=ts, encoder_hidden_states=cond, return_dict=False)[0].float()
+            c = fast_dit.dit_forward(dit, x, ts, cond, cond_bias).float()
             if guidance > 1:
-                u = dit(hidden_states=x, timestep=ts, encoder_hidden_states=uncond, return_dict=False)[0].float()
+                u = fast_dit.dit_forward(dit, x, ts, uncond, uncond_bias).float()
                 c = u + guidance * (c - u)
         x = sched.step(c, t, x, return_dict=False)[0]
     return x
@@ -565,9 +626,9 @@ def step_distill_sigmas(shift: float, steps=STEP_LIST) -> list[float]:
 
 
 @torch.no_grad()
-def sample_student(dit, cond, noise, shift: float, device, upto: int | None = None):
+def sample_student(dit, cond, noise, shift: float, device, upto: int | None = None, bias=None):
     """The step-distill sampler (x0 = x − σ_n·v; x ← x0 + σ_{n+1}·v; last step returns x0). With `upto`,
-    returns the sample fed to step `upto` instead of the final x0."""
+    returns the sample fed to step `upto` instead of the final x0. `bias`: cond is compact (fast_dit)."""
     sigmas = step_distill_sigmas(shift) + [0.0]
     x = noise.clone()
     n_steps = len(STEP_LIST) if upto is None else upto
@@ -575,7 +636,7 @@ def sample_student(dit, cond, noise, shift: float, device, upto: int | None = No
     for i in range(n_steps):
         ts = torch.full((x.shape[0],), sigmas[i] * 1000, device=device)
         with autocast(device):
-            v = dit(hidden_states=x, timestep=ts, encoder_hidden_states=cond, return_dict=False)[0].float()
+            v = fast_dit.dit_forward(dit, x, ts, cond, bias).float()
         x0 = x - sigmas[i] * v
         x = x0 + sigmas[i + 1] * v
     return x0 if upto is None else x
@@ -596,16 +657,24 @@ def stage_teacher_samples(args, cfg, device, budget: Budget):
     rng = random.Random(5000 + have)
     gen = torch.Generator(device=device).manual_seed(6000 + have)
     t0 = time.time()
-    with torch.no_grad():
-        uncond_one = text.embed(encoder, [""])
+    compact_context = bool(cfg["dit_compact"])
+    if compact_context:
+        fast_dit.prepare_dit(dit)
+
+    def embed(prompts):
+        rows = fast_dit.TokenRows(text.tok, prompts, device)
+        with torch.no_grad(), autocast(device):
+            return fast_dit.context_from(fast_dit.encode_text(encoder, rows.ids, rows.lengths), rows.lengths, compact_context)
+
+    uncond_one, uncond_bias = embed([""])
     while have < cfg["teacher_pairs"] and budget.left() > 10:
         n = min(cfg["teacher_batch"], cfg["teacher_pairs"] - have)
         prompts = [world.prompt_for(world.sample_spec(rng), rng) for _ in range(n)]
         noise = torch.randn(latent_shape(cfg, n), device=device, generator=gen)
-        with torch.no_grad(), autocast(device):
-            cond = text.embed(encoder, prompts)
+        cond, cond_bias = embed(prompts)
         x0 = sample_base(dit, cond, uncond_one.expand(n, -1, -1), noise, cfg["teacher_steps"], cfg["teacher_guidance"],
-                         cfg["flow_shift"], device)
+                         cfg["flow_shift"], device, cond_bias,
+                         None if uncond_bias is None else uncond_bias.expand(n, -1, -1, -1))
         state["noise"].append(noise.to(torch.bfloat16).cpu())
         state["x0"].append(x0.to(torch.bfloat16).cpu())
         state["prompts"] += prompts
@@ -628,7 +697,9 @@ def stage_distill(args, cfg, device, budget: Budget):
         raise SystemExit("no teacher.pt; run --stages teacher_samples first")
     noise_all = torch.cat(pairs["noise"]).to(device)
     x0_all = torch.cat(pairs["x0"]).to(device)
-    prompts_all = pairs["prompts"]
+    # The pairs' prompts tokenized once; a batch's rows are gathered on the device.
+    prompt_rows = fast_dit.TokenRows(text.tok, sorted(set(pairs["prompts"])), device)
+    pair_rows = torch.tensor([prompt_rows.row[p] for p in pairs["prompts"]], device=device)
     student = copy.deepcopy(base).float().train().requires_grad_(True)
     state = load(path)
     step = 0
@@ -639,26 +710,41 @@ def stage_distill(args, cfg, device, budget: Budget):
     ema = copy.deepcopy(student).requires_grad_(False)
     if state and state.get("base_step") == base_step:
         ema.load_state_dict(state["ema"])
-    opt = torch.optim.AdamW(student.parameters(), lr=cfg["distill_lr"], betas=(0.9, 0.99), weight_decay=0.0)
+    params, ema_params = list(student.parameters()), list(ema.parameters())
+    fast_dit.prepare_dit(student)
+    model = parallel.wrap(fast_dit.Student(student), device)
+    if cfg["dit_compile"]:
+        model = torch.compile(model)
+    compact_context = bool(cfg["dit_compact"])
+    opt = torch.optim.AdamW(params, lr=cfg["distill_lr"], betas=(0.9, 0.99), weight_decay=0.0, fused=device.type == "cuda")
     sigmas = step_distill_sigmas(cfg["flow_shift"])
-    log(f"distill: {noise_all.shape[0]} pairs, step σ {[round(s, 4) for s in sigmas]}")
-    rng = random.Random(7000 + step)
-    gen = torch.Generator(device=device).manual_seed(8000 + step)
-    resumed_at, t0, losses = step, time.time(), {i: [] for i in range(len(sigmas))}
+    log(f"distill: {noise_all.shape[0]} pairs, step σ {[round(s, 4) for s in sigmas]}, batch {cfg['distill_batch']} "
+        f"per rank × {parallel.WORLD} rank(s)")
+    seed = step + 7919 * parallel.RANK
+    rng = random.Random(7000 + seed)
+    gen = torch.Generator(device=device).manual_seed(8000 + seed)
+    resumed_at, t0 = step, time.time()
+    loss_sums, loss_counts = torch.zeros(len(sigmas), device=device), [0] * len(sigmas)  # per σ; read at log time
     max_steps = args.max_steps or 10**9
     last_save = time.time()
+    profiler = StepProfiler(cfg["dit_profile"], device, "distill")
 
     def checkpoint():
-        save(path, dict(ema=compact(ema.state_dict()), step=step, base_step=base_step))
+        if parallel.is_main():
+            save(path, dict(ema=compact(ema.state_dict()), step=step, base_step=base_step))
 
-    while budget.left() > 10 and step < max_steps:
+    while step < max_steps:
+        if (not parallel.active() or (step - resumed_at) % 10 == 0) and \
+                not parallel.all_agree_to_continue(budget.left(), 10, device):
+            break
         for group in opt.param_groups:
             group["lr"] = warmup_lr(step - resumed_at, cfg["distill_lr"], 100)
         b = cfg["distill_batch"]
-        idx = torch.tensor([rng.randrange(noise_all.shape[0]) for _ in range(b)], device=device)
+        idx = torch.randint(noise_all.shape[0], (b,), device=device, generator=gen)
         eps, x0 = noise_all[idx].float(), x0_all[idx].float()
+        ids, lengths = prompt_rows.take(pair_rows[idx])
         with torch.no_grad(), autocast(device):
-            cond = text.embed(encoder, [prompts_all[i] for i in idx.tolist()])
+            cond, bias = fast_dit.context_from(fast_dit.encode_text(encoder, ids, lengths), lengths, compact_context)
         i = rng.randrange(len(sigmas))
         s = sigmas[i]
         if i == 0:
@@ -671,28 +757,34 @@ def stage_distill(args, cfg, device, budget: Budget):
             x = (1 - s) * x0 + s * eps
             half = b // 2
             if half:
-                x[:half] = sample_student(student, cond[:half], eps[:half], cfg["flow_shift"], device, upto=i)
+                x[:half] = sample_student(student, cond[:half], eps[:half], cfg["flow_shift"], device, upto=i,
+                                          bias=None if bias is None else bias[:half])
             quarter = (b - half) // 2
             if quarter:
                 fresh = torch.randn(x[half:half + quarter].shape, device=device, generator=gen)
                 x[half:half + quarter] = (1 - s) * x0[half:half + quarter] + s * fresh
         ts = torch.full((b,), s * 1000, device=device)
         with autocast(device):
-            v = student(hidden_states=x, timestep=ts, encoder_hidden_states=cond, return_dict=False)[0].float()
+            v = model(x, ts, cond, bias).float()
         pred_x0 = x - s * v
         loss = F.mse_loss(pred_x0, x0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         step += 1
-        ema_update(ema, student, min(0.995, (1 + step) / (10 + step)))
-        losses[i].append(loss.item())
+        fast_dit.ema_update(ema_params, params, min(0.995, (1 + step) / (10 + step)))
+        loss_sums[i] += loss.detach()
+        loss_counts[i] += 1
+        profiler.step()
         if step % 100 == 0 or args.smoke:
             rate = (step - resumed_at) / (time.time() - t0)
-            per = " ".join(f"σ{k}:{sum(v) / len(v):.4f}" for k, v in losses.items() if v)
+            sums = parallel.total(loss_sums).tolist()  # each σ's losses and counts over all ranks
+            counts = parallel.total(torch.tensor(loss_counts, device=device)).tolist()
+            per = " ".join(f"σ{k}:{sums[k] / n:.4f}" for k, n in enumerate(counts) if n)
             log(f"distill step {step} x0 mse {per} | {rate:.1f} steps/s")
-            losses = {k: [] for k in losses}
+            loss_sums.zero_()
+            loss_counts = [0] * len(sigmas)
         if time.time() - last_save > 120:
             checkpoint()
             last_save = time.time()
@@ -794,6 +886,8 @@ def stage_evaluate(args, cfg, device, budget: Budget):
                 log(f"  fail: {c['prompt']!r}: {r}")
 
 
+# Under torchrun these run on every rank (DDP); the others on rank 0 alone.
+PARALLEL_STAGES = ("dit", "distill")
 STAGES = dict(vae=stage_vae, vae_decoder=stage_vae_decoder, dit=stage_dit, teacher_samples=stage_teacher_samples, distill=stage_distill,
               export=stage_export, evaluate=stage_evaluate)
 
@@ -808,7 +902,8 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks every code path on a CPU in seconds")
     parser.add_argument("--force", action="store_true", help="retrain the VAE even if finished")
     parser.add_argument("--eval-cases", type=int, default=48)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="under torchrun each rank takes cuda:LOCAL_RANK (parallel.py)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override a numeric training setting, e.g. --set dit_batch=256 --set bank=4096")
     args = parser.parse_args()
@@ -818,7 +913,7 @@ def main():
         if key not in cfg or isinstance(cfg[key], (dict, list)):
             raise SystemExit(f"--set {item}: not a numeric setting (known: {sorted(k for k, v in cfg.items() if not isinstance(v, (dict, list)))})")
         cfg[key] = type(cfg[key])(float(value)) if isinstance(cfg[key], int) else float(value)
-    device = torch.device(args.device)
+    device = parallel.init(args.device)
     args.work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
     if device.type == "cuda":
@@ -836,8 +931,11 @@ def main():
         share = overall.left() - sum(fixed.get(s, 0) for s in stages[position + 1:])
         seconds = min(fixed.get(name, share / max(1, len(remaining))), overall.left())
         log(f"== stage {name}: {seconds:.0f} s of {overall.left():.0f} s left")
-        STAGES[name](args, cfg, device, Budget(seconds))
+        if name in PARALLEL_STAGES or parallel.is_main():
+            STAGES[name](args, cfg, device, Budget(seconds))
+        parallel.barrier()  # the other ranks wait out rank-0-only stages (their files are read next)
     log("done")
+    parallel.finish()
 
 
 if __name__ == "__main__":

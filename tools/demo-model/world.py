@@ -126,6 +126,32 @@ def prompt_for(spec: ClipSpec, rng: random.Random, mention_background: float = 0
     return text
 
 
+def prompt_choices(colour: str, shape: str, direction: str, speed: str, background: str,
+                   mention_background: float = 0.6) -> dict[str, float]:
+    """Every prompt prompt_for can return for these attributes, with its probability: the same draws
+    (template, speed word, background form or none, capitalised first letter) enumerated instead of sampled.
+    train.py samples prompts on the GPU from this table."""
+    article = "an" if colour[0] in "aeiou" else "a"
+    speed_words = FAST_WORDS if speed == "fast" else SLOW_WORDS
+    background_parts = [(form.format(b=background), mention_background / len(BACKGROUND_FORMS)) for form in BACKGROUND_FORMS]
+    background_parts.append(("", 1 - mention_background))
+    out: dict[str, float] = {}
+    for template in TEMPLATES:
+        for q in speed_words:
+            for b, p_background in background_parts:
+                text = template.format(a=article, c=colour, s=shape, d=direction, q=q, b=b)
+                p = p_background / (len(TEMPLATES) * len(speed_words))
+                for variant, p_case in ((text, 0.9), (text[0].upper() + text[1:], 0.1)):
+                    out[variant] = out.get(variant, 0.0) + p * p_case
+    return out
+
+
+def attribute_combos() -> list[tuple[str, str, str, str, str]]:
+    """(colour, shape, direction, speed, background) of every clip kind the world renders."""
+    return [(c, s, d, v, b) for c in COLOURS for s in SHAPES for d in DIRECTIONS for v in SPEEDS for b in BACKGROUNDS
+            if allowed(c, b)]
+
+
 def canonical_prompt(colour: str, shape: str, direction: str, speed: str = "slow", background: str | None = None) -> str:
     """The plain form used by tests and examples."""
     article = "an" if colour[0] in "aeiou" else "a"
