@@ -2,11 +2,14 @@ import KinemaCore
 
 // 3-D convolution on channels-last activations (`Backend.conv3dChannelsLast`) as im2col + GEMM, with the
 // output written channels-last directly, so no transposes (the VAE's layout on every backend):
-//   out[b][P, Cout] = col[P, kT·kH·kW·Cin] · W[Cout, kT·kH·kW·Cin]ᵀ + bias + residual,
-// where P runs over output positions (t, h, w) and a col row is the patch under one output position: for each
-// kernel tap (dt, dh, dw) the Cin channels of one input pixel, a contiguous run in x. The weight
-// [Cout, kT, kH, kW, Cin] is already W's row layout. Tiles of positions keep col ≤ `CPUConv.columnBudget`.
-// A 1×1×1 convolution with stride 1 and no padding needs no col: x[b] is already [T·H·W, Cin].
+//   out[b][P, Cout] = col[P, Cin·kT·kH·kW] · W[Cout, Cin·kT·kH·kW]ᵀ + bias, then + residual,
+// where P runs over output positions (t, h, w) and a col row is the patch under one output position. The patch
+// order is PyTorch's (channel-major, then the kernel taps), so each output sums the same products in the same
+// order as the channels-first conv3d and PyTorch's unfold: the f32 goldens stay as close. im2col reads each
+// tap's Cin channels as one contiguous run of x and scatters them `taps` apart. The residual is added after
+// the bias and the products, as the reference's `conv(x) + h`. Tiles of positions keep col ≤
+// `CPUConv.columnBudget`. A 1×1×1 convolution with stride 1 and no padding needs no col: x[b] is already
+// [T·H·W, Cin].
 
 enum CPUConvChannelsLast {
     static func conv3d(
@@ -24,8 +27,9 @@ enum CPUConvChannelsLast {
 
         let depth = kernel.reduce(1, *) * inChannels  // GEMM K
         let positions = outShape[1] * outShape[2] * outShape[3]  // GEMM M per batch item
-        // Wᵀ as B [K, Cout]: the weight rows read column-wise, widened to f32 once (reused by every tile).
-        let weightFloats = try CPUOperands.gatherFloats(weight, "conv3dChannelsLast weight")
+        // Wᵀ as B [K, Cout]: the weight as [Cout, Cin, kT, kH, kW] rows (the patch order), read column-wise,
+        // widened to f32 once (reused by every tile).
+        let weightFloats = try CPUOperands.gatherFloats(try weight.permuted([0, 4, 1, 2, 3]), "conv3dChannelsLast weight")
         defer { weightFloats.deallocate() }
         let b = GemmOperand(unchecked: weightFloats, dtype: .f32, rows: depth, columns: outChannels, rowStride: 1, columnStride: depth)
         // A 1×1×1 convolution reads x[b] as the GEMM's A directly when its positions merge into one axis.
@@ -68,20 +72,20 @@ enum CPUConvChannelsLast {
                 }
                 let outStart = (item * positions + p0) * outChannels
                 let target = output.dtype == .f32 ? output.hostPointer.assumingMemoryBound(to: Float.self) + outStart : accumulator
-                // Start from bias + residual, then accumulate the GEMM: one rounding for the whole sum.
+                // The bias first, then the products (as conv3d), then the residual.
                 var update = GemmUpdate.overwrite
-                if biasValues != nil || residual != nil {
+                if biasValues != nil {
                     update = .accumulate
-                    for row in 0..<width {
-                        let dst = target + row * outChannels
-                        dst.update(from: biasRow, count: outChannels)
-                        if let residual {
-                            geometry.loadRow(of: residual, item: item, position: p0 + row, into: residualRun)
-                            for k in 0..<outChannels { dst[k] += residualRun[k] }
-                        }
-                    }
+                    for row in 0..<width { (target + row * outChannels).update(from: biasRow, count: outChannels) }
                 }
                 try CPUGemm.multiply(a, b, into: target, ldc: outChannels, update: update, engine: engine)
+                if let residual {
+                    for row in 0..<width {
+                        let dst = target + row * outChannels
+                        geometry.loadRow(of: residual, item: item, position: p0 + row, into: residualRun)
+                        for k in 0..<outChannels { dst[k] += residualRun[k] }
+                    }
+                }
                 if output.dtype != .f32 {
                     CPUOperands.store(accumulator, rows: 1, columns: width * outChannels, sourceStride: 0, into: output, start: outStart)
                 }
@@ -95,49 +99,44 @@ enum CPUConvChannelsLast {
         let x: Tensor
         let kernel: [Int], stride: [Int], padding: [Int], outSize: [Int]
 
-        /// col[p − p0, ((dt·kH + dh)·kW + dw)·Cin + c] for every output position p in `positions` (flattened
-        /// t·H'·W' + h·W' + w): input channel c of the pixel under that kernel tap, or 0 in the padding.
-        /// Positions are independent and filled in parallel.
+        /// col[p − p0, c·taps + (dt·kH + dh)·kW + dw] for every output position p in `positions` (flattened
+        /// t·H'·W' + h·W' + w), taps = kT·kH·kW: input channel c of the pixel under that kernel tap, or 0 in the
+        /// padding. Each tap's channels are loaded as one run into `run` and scattered `taps` apart. Positions
+        /// are independent and filled in parallel.
         func im2col(batch item: Int, positions: Range<Int>, into column: UnsafeMutablePointer<Float>) {
             let (kt, kh, kw) = (kernel[0], kernel[1], kernel[2])
             let channels = x.shape[4]
-            let depth = kt * kh * kw * channels
+            let taps = kt * kh * kw
+            let depth = taps * channels
             let (outH, outW) = (outSize[1], outSize[2])
             let (inT, inH, inW) = (x.shape[1], x.shape[2], x.shape[3])
             let s = x.strides
             let base = UnsafeRawPointer(x.storage.base)
             let dtype = x.dtype
             let itemBase = x.offset + item * s[0]
-            let denseRows = s[4] == 1 && s[3] == channels
             Parallel.forRanges(positions.count, grain: max(1, 16384 / max(depth, 1))) { range in
+                let run = UnsafeMutablePointer<Float>.allocate(capacity: channels)
+                defer { run.deallocate() }
                 for index in range {
                     let p = positions.lowerBound + index
                     let ow = p % outW, oh = (p / outW) % outH, ot = p / (outW * outH)
-                    var dst = column + index * depth
-                    let wStart = ow * stride[2] - padding[2]
+                    let row = column + index * depth
+                    var tap = 0
                     for dt in 0..<kt {
                         let ti = ot * stride[0] + dt - padding[0]
                         for dh in 0..<kh {
                             let hi = oh * stride[1] + dh - padding[1]
-                            // The kW taps of a row read kW neighbouring pixels: one run of kW·Cin elements
-                            // when they are all inside and stored densely (the usual case).
-                            if denseRows, ti >= 0, ti < inT, hi >= 0, hi < inH, wStart >= 0, wStart + kw <= inW {
-                                ElementRun.load(
-                                    base, offset: itemBase + ti * s[1] + hi * s[2] + wStart * s[3], stride: 1, count: kw * channels,
-                                    dtype: dtype, into: dst)
-                                dst += kw * channels
-                                continue
-                            }
                             for dw in 0..<kw {
                                 let wi = ow * stride[2] + dw - padding[2]
                                 if ti < 0 || ti >= inT || hi < 0 || hi >= inH || wi < 0 || wi >= inW {
-                                    dst.update(repeating: 0, count: channels)
+                                    for c in 0..<channels { row[c * taps + tap] = 0 }
                                 } else {
                                     ElementRun.load(
                                         base, offset: itemBase + ti * s[1] + hi * s[2] + wi * s[3], stride: s[4], count: channels,
-                                        dtype: dtype, into: dst)
+                                        dtype: dtype, into: run)
+                                    for c in 0..<channels { row[c * taps + tap] = run[c] }
                                 }
-                                dst += channels
+                                tap += 1
                             }
                         }
                     }
