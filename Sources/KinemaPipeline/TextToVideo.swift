@@ -125,20 +125,27 @@ public final class TextToVideoPipeline {
         let negative = guidance.needsUnconditional ? try encode(prompt: settings.negativePrompt ?? WanPrompts.defaultNegativePrompt) : nil
         return DenoisingSession(
             pipeline: self, sampler: try settings.sampler.makeSampler(), guidance: guidance, positive: positive, negative: negative,
-            latents: try Tensor(try backend.download(start).floats(), shape: start.shape), condition: condition, imageTokens: imageTokens)
+            latents: try backend.cast(try backend.upload(start), to: .f32), condition: condition, imageTokens: imageTokens)
     }
 }
 
 /// One generation in progress. `step()` runs one sampler step (one or two transformer evaluations);
-/// `decode()` turns the final latents into a video.
+/// `decode()` turns the final latents into a video. The latents and the sampler's history stay on the
+/// backend's device for the whole run: a step moves no latents between host and device.
 public final class DenoisingSession {
     public let pipeline: TextToVideoPipeline
     public private(set) var sampler: any FlowSampler
     public let guidance: ClassifierFreeGuidance
     let positive: Tensor
     let negative: Tensor?
-    /// Current latents, f32 on the host (the samplers' state is small and kept in f32).
-    public private(set) var latents: Tensor
+    /// Current latents [1, 16, T, h, w], f32 on the backend's device.
+    private(set) var deviceLatents: Tensor
+    /// The current latents as a new f32 host tensor. Each read downloads them from the device (4 bytes per
+    /// element: 8.4 MB at Wan 1.3B's 480p shape on a GPU; free on the CPU backend), so read them for previews
+    /// or checks, not in the step loop.
+    public var latents: Tensor {
+        get throws { try pipeline.backend.download(deviceLatents) }
+    }
     /// I2V / FLF2V: mask + image latents [1, 20, T, h, w] appended to the latents' channels at every step, and
     /// the CLIP image tokens [N, tokens, C] (the same for the conditional and unconditional passes).
     public let condition: Tensor?
@@ -153,7 +160,7 @@ public final class DenoisingSession {
         self.guidance = guidance
         self.positive = positive
         self.negative = negative
-        self.latents = latents
+        self.deviceLatents = latents
         self.condition = condition
         self.imageTokens = imageTokens
     }
@@ -168,7 +175,7 @@ public final class DenoisingSession {
         guard let t = sampler.currentTimestep else { return nil }
         let b = pipeline.backend
         let timestep = try Tensor([t], shape: [1])
-        var x = try b.upload(latents)
+        var x = deviceLatents
         if let condition { x = try b.concat([x, condition], axis: 1) }
         let conditional = try pipeline.transformer.forward(WanTransformerInputs(latents: x, timestep: timestep, text: positive, image: imageTokens))
         var velocity = conditional
@@ -177,14 +184,14 @@ public final class DenoisingSession {
                 WanTransformerInputs(latents: x, timestep: timestep, text: negative, image: imageTokens))
             velocity = try guidance.combine(cond: conditional, uncond: unconditional, backend: b)
         }
-        latents = try sampler.step(modelOutput: try b.download(velocity), sample: latents)
+        deviceLatents = try sampler.step(modelOutput: velocity, sample: deviceLatents, backend: b)
         return t
     }
 
     /// Decodes the current latents: video [1, 3, F, H, W] in [-1, 1], on the host.
     public func decode() throws -> Tensor {
         let b = pipeline.backend
-        return try b.download(try pipeline.vae.decode(try b.upload(latents)))
+        return try b.download(try pipeline.vae.decode(deviceLatents))
     }
 }
 

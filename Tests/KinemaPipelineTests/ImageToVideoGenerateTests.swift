@@ -57,7 +57,7 @@ final class ImageToVideoGenerateTests: XCTestCase {
             latents: try io.tensor("i2v.latents_in"), output: output)
         XCTAssertEqual(written, [output])
         try assertGIF(output)
-        assertClose(session.latents, try io.tensor("i2v.latents_out"), relL2: Tolerances.goldenF32RelL2, "PNG I2V final latents")
+        assertClose(try session.latents, try io.tensor("i2v.latents_out"), relL2: Tolerances.goldenF32RelL2, "PNG I2V final latents")
     }
 
     /// JPEG first frame + PNG last frame → FLF2V, seeded noise: a 16×32 video (the JPEG is portrait), written as GIF.
@@ -71,7 +71,7 @@ final class ImageToVideoGenerateTests: XCTestCase {
             settings: settings, output: output)
         XCTAssertEqual(written, [output])
         try assertGIF(output)
-        XCTAssertEqual(session.latents.shape, [1, 16, 2, 4, 2])
+        XCTAssertEqual(try session.latents.shape, [1, 16, 2, 4, 2])
         XCTAssertTrue(try session.latents.floats().allSatisfy(\.isFinite))
     }
 

@@ -64,9 +64,9 @@ final class TextToVideoGoldenTests: XCTestCase {
             XCTAssertEqual(session.totalSteps, c.num_inference_steps)
             for step in 0..<c.num_inference_steps {
                 try session.step()
-                assertClose(session.latents, try io.tensor("\(name).step\(step).latents"), relL2: tolerance, "\(label) step \(step) latents")
+                assertClose(try session.latents, try io.tensor("\(name).step\(step).latents"), relL2: tolerance, "\(label) step \(step) latents")
             }
-            assertClose(session.latents, try io.tensor("\(name).latents_out"), relL2: tolerance, "\(label) final latents")
+            assertClose(try session.latents, try io.tensor("\(name).latents_out"), relL2: tolerance, "\(label) final latents")
             assertClose(try session.decode(), try io.tensor("\(name).video"), relL2: tolerance, "\(label) video")
         }
     }

@@ -23,7 +23,7 @@ extension ModelGoldenChecks {
                 let images = ImageConditioning(first: try image("image_decoded"), last: hasLast ? try image("last_image_decoded") : nil)
                 let session = try pipeline.session(settings, images: images, latents: try io.tensor("\(name).latents_in"))
                 while !session.isFinished { try session.step() }
-                return (session.latents, try io.tensor("\(name).latents_out"))
+                return (try session.latents, try io.tensor("\(name).latents_out"))
             }
         }
     }

@@ -17,8 +17,9 @@ public struct DPMSolverPP2MSampler: FlowSampler {
     public let sigmas: [Float]
     public private(set) var stepIndex = 0
 
-    /// x0 prediction of the previous step (diffusers' model_outputs[-2] at the next step).
-    private var previousX0: [Float]?
+    /// x0 prediction of the previous step (diffusers' model_outputs[-2] at the next step), f32 on the
+    /// device of the backend stepping this sampler; released after the last step.
+    private var previousX0: Tensor?
 
     public init(steps: Int, shift: Double) throws {
         try SamplerSupport.checkSteps(steps, "DPM++ 2M")
@@ -36,14 +37,14 @@ public struct DPMSolverPP2MSampler: FlowSampler {
         Foundation.log(1 - sigma) - Foundation.log(sigma)
     }
 
-    public mutating func step(modelOutput: Tensor, sample: Tensor) throws -> Tensor {
+    public mutating func step(modelOutput: Tensor, sample: Tensor, backend: any Backend) throws -> Tensor {
         let (v, x) = try SamplerSupport.operands(
-            "DPM++ 2M", stepIndex: stepIndex, stepCount: timesteps.count, modelOutput: modelOutput, sample: sample)
+            "DPM++ 2M", stepIndex: stepIndex, stepCount: timesteps.count, modelOutput: modelOutput, sample: sample,
+            backend: backend)
+        try SamplerSupport.checkHistory("DPM++ 2M", [previousX0], backend: backend)
+        let math = LatentArithmetic(backend: backend)
         let i = stepIndex
-        let count = x.count
-        let sigma = sigmas[i]
-        var m0 = [Float](repeating: 0, count: count)
-        for k in 0..<count { m0[k] = x[k] - sigma * v[k] }
+        let m0 = try math.x0Prediction(sample: x, velocity: v, sigma: sigmas[i])
 
         let (sigmaT, sigmaS0) = (sigmas[i + 1], sigmas[i])
         let alphaT = 1 - sigmaT
@@ -51,23 +52,25 @@ public struct DPMSolverPP2MSampler: FlowSampler {
         let h = Self.lambda(sigmaT) - lambdaS0
         let sampleScale = sigmaT / sigmaS0
         let x0Scale = alphaT * (Foundation.exp(-h) - 1)
-        var out = [Float](repeating: 0, count: count)
+        // First-order part, shared by both updates: sampleScale·x − x0Scale·m0.
+        let firstOrder = try math.scaledDifference(sampleScale, x, x0Scale, m0)
 
+        let out: Tensor
         let lowerOrderFinal = i == timesteps.count - 1 // final_sigmas_type "zero" forces first order
-        if i == 0 || lowerOrderFinal || previousX0 == nil {
-            for k in 0..<count { out[k] = sampleScale * x[k] - x0Scale * m0[k] }
-        } else if let m1 = previousX0 {
+        if i > 0, !lowerOrderFinal, let m1 = previousX0 {
             let h0 = lambdaS0 - Self.lambda(sigmas[i - 1])
             let r0 = h0 / h
             let inverseR0 = 1 / r0
             let halfScale = 0.5 * x0Scale
-            for k in 0..<count {
-                let d1 = inverseR0 * (m0[k] - m1[k])
-                out[k] = sampleScale * x[k] - x0Scale * m0[k] - halfScale * d1
-            }
+            // D1 = (1/r0)·(m0 − m1); x ← firstOrder − (0.5·x0Scale)·D1.
+            let d1 = try math.scaled(try math.difference(m0, m1), by: inverseR0)
+            out = try math.difference(firstOrder, try math.scaled(d1, by: halfScale))
+        } else {
+            out = firstOrder
         }
-        previousX0 = m0
         stepIndex += 1
-        return try SamplerSupport.tensor(out, like: sample)
+        // The history is only read by a later step: drop it once there is none.
+        previousX0 = isFinished ? nil : m0
+        return out
     }
 }

@@ -31,13 +31,13 @@ public struct FlowEulerSampler: FlowSampler {
         sigmas = sigmas32 + [0]
     }
 
-    public mutating func step(modelOutput: Tensor, sample: Tensor) throws -> Tensor {
+    public mutating func step(modelOutput: Tensor, sample: Tensor, backend: any Backend) throws -> Tensor {
         let (v, x) = try SamplerSupport.operands(
-            "Euler", stepIndex: stepIndex, stepCount: timesteps.count, modelOutput: modelOutput, sample: sample)
+            "Euler", stepIndex: stepIndex, stepCount: timesteps.count, modelOutput: modelOutput, sample: sample, backend: backend)
+        let math = LatentArithmetic(backend: backend)
         let dt = sigmas[stepIndex + 1] - sigmas[stepIndex]
-        var out = [Float](repeating: 0, count: x.count)
-        for k in 0..<x.count { out[k] = x[k] + dt * v[k] }
+        let out = try math.sum(x, try math.scaled(v, by: dt)) // x + dt·v
         stepIndex += 1
-        return try SamplerSupport.tensor(out, like: sample)
+        return out
     }
 }

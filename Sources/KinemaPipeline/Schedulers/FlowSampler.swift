@@ -1,17 +1,20 @@
 import Foundation
 import KinemaCore
+import KinemaCPU
 
 // The sampler interface shared by every Wan flow-matching sampler, the kind enum the CLI and the server
-// map onto, and the host-side latent arithmetic the samplers share.
+// map onto, and the validation the samplers share.
 //
 // Conventions (all samplers):
 // - The model predicts a flow velocity v = noise − x0 ("flow_prediction"); σ runs from ≈1 (noise) to 0.
 // - `timesteps[i]` is the value the DiT receives at step i (σ'·1000, truncated to an integer by the
 //   diffusers multistep schedulers, a float for Euler and step-distill) — exactly what upstream passes.
 // - `sigmas` has `timesteps.count + 1` entries; the last is 0 (diffusers' final_sigmas_type "zero").
-// - Scheduler state (sigmas, history, latents) is float32, as upstream keeps it under autocast. The
-//   samplers compute on the host: a Wan latent is ~2M floats, so a step costs milliseconds next to a
-//   DiT forward. Tensors on another device are rejected with a typed error rather than copied silently.
+// - Scheduler state (sigmas, history, latents) is float32, as upstream keeps it under autocast. Scalar
+//   coefficients are computed on the host; the elementwise update runs as backend ops on the device the
+//   latents live on (LatentArithmetic), and the history tensors stay there. On the CPU backend the update
+//   is bit-identical to a host float32 loop in the same operation order. Tensors on another device than
+//   the backend's are rejected with a typed error rather than copied silently.
 
 /// Which sampler to run. The raw values are the names the CLI and the HTTP API accept.
 public enum SamplerKind: String, CaseIterable, Sendable {
@@ -46,12 +49,19 @@ public protocol FlowSampler: Sendable {
     var sigmas: [Float] { get }
     /// Steps taken so far; `step` may be called while `stepIndex < timesteps.count`.
     var stepIndex: Int { get }
-    /// Advances the sample by one step. `modelOutput` and `sample` must have the same shape; the result
-    /// is a new contiguous float32 host tensor of that shape.
-    mutating func step(modelOutput: Tensor, sample: Tensor) throws -> Tensor
+    /// Advances the sample by one step with `backend`'s ops. `modelOutput` and `sample` must have the same
+    /// shape, a float dtype, and live on `backend`'s device, as must the history of earlier steps (step a
+    /// sampler with one backend throughout). The result is a new contiguous float32 tensor of that shape on
+    /// that device. A step that throws leaves the sampler as it was.
+    mutating func step(modelOutput: Tensor, sample: Tensor, backend: any Backend) throws -> Tensor
 }
 
 extension FlowSampler {
+    /// `step` on host tensors, computed by the CPU backend.
+    public mutating func step(modelOutput: Tensor, sample: Tensor) throws -> Tensor {
+        try step(modelOutput: modelOutput, sample: sample, backend: CPUBackend.shared)
+    }
+
     /// Whether every step has been taken.
     public var isFinished: Bool { stepIndex >= timesteps.count }
     /// The timestep the model must be evaluated at next.
@@ -97,7 +107,7 @@ public struct SamplerConfiguration: Sendable, Equatable {
     }
 }
 
-/// Shared validation and host arithmetic for the samplers.
+/// Shared validation and σ-table arithmetic for the samplers.
 enum SamplerSupport {
     /// Upstream schedulers train on 1000 discrete timesteps; every Wan checkpoint uses 1000.
     static let trainTimesteps = 1000
@@ -130,10 +140,11 @@ enum SamplerSupport {
         return values
     }
 
-    /// Reads a step's inputs as float32 host arrays after checking they agree.
+    /// Checks a step's inputs against each other and the backend and returns them as float32 tensors on
+    /// the backend's device (a cast that is free when they already are; bf16/f16 widen exactly).
     static func operands(
-        _ name: String, stepIndex: Int, stepCount: Int, modelOutput: Tensor, sample: Tensor
-    ) throws -> (model: [Float], sample: [Float]) {
+        _ name: String, stepIndex: Int, stepCount: Int, modelOutput: Tensor, sample: Tensor, backend: any Backend
+    ) throws -> (model: Tensor, sample: Tensor) {
         guard stepIndex < stepCount else {
             throw KinemaError.invalidArgument("\(name): all \(stepCount) steps have been taken; no further step is defined")
         }
@@ -143,17 +154,21 @@ enum SamplerSupport {
                 found: "\(modelOutput.shape)")
         }
         for (role, tensor) in [("model output", modelOutput), ("sample", sample)] {
-            guard tensor.device == .cpu else {
-                throw KinemaError.deviceMismatch(context: "\(name) \(role)", expected: .cpu, found: tensor.device)
+            guard tensor.device == backend.device else {
+                throw KinemaError.deviceMismatch(context: "\(name) \(role)", expected: backend.device, found: tensor.device)
             }
             guard tensor.dtype.isFloatingPoint else {
                 throw KinemaError.dtypeMismatch(context: "\(name) \(role)", expected: "a floating-point dtype", found: tensor.dtype)
             }
         }
-        return (try modelOutput.floats(), try sample.floats())
+        return (try backend.cast(modelOutput, to: .f32), try backend.cast(sample, to: .f32))
     }
 
-    static func tensor(_ values: [Float], like sample: Tensor) throws -> Tensor {
-        try Tensor(values, shape: sample.shape, dtype: .f32)
+    /// The history a multistep sampler kept from earlier steps must be on the backend stepping it now.
+    static func checkHistory(_ name: String, _ history: [Tensor?], backend: any Backend) throws {
+        for case let tensor? in history where tensor.device != backend.device {
+            throw KinemaError.deviceMismatch(
+                context: "\(name) history (earlier steps ran on another backend)", expected: backend.device, found: tensor.device)
+        }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import KinemaCore
+import KinemaCPU
 
 /// Classifier-free guidance as diffusers `WanPipeline` and LightX2V apply it to the two velocity
 /// predictions: `uncond + scale·(cond − uncond)`, in float32 with that operation order
@@ -55,7 +56,8 @@ extension ClassifierFreeGuidance {
         }
         let c = try backend.cast(cond, to: .f32)
         let u = try backend.cast(uncond, to: .f32)
-        let scaled = try backend.affine(try backend.sub(c, u), scale: scale, shift: 0)
+        // scale·(c − u) rounded once (LatentArithmetic.scaled: shift −0 keeps a −0 product, as the host loop does).
+        let scaled = try LatentArithmetic(backend: backend).scaled(try backend.sub(c, u), by: scale)
         return try backend.add(u, scaled)
     }
 }
@@ -65,12 +67,14 @@ extension ClassifierFreeGuidance {
 public enum Denoising {
     /// - Parameters:
     ///   - sampler: a fresh sampler (`stepIndex == 0`); it is advanced to the end.
-    ///   - latents: the initial noise, float32.
+    ///   - latents: the initial noise, float32, on `backend`'s device.
+    ///   - backend: runs the sampler arithmetic (host tensors and the CPU backend by default); the velocity
+    ///     closure must return tensors on its device.
     ///   - progress: called after each step with (steps done, total).
     ///   - velocity: the model output for (latents, model timestep).
     public static func run<Sampler: FlowSampler>(
-        _ sampler: inout Sampler, latents: Tensor, progress: ((Int, Int) -> Void)? = nil,
-        velocity: (Tensor, Float) throws -> Tensor
+        _ sampler: inout Sampler, latents: Tensor, backend: any Backend = CPUBackend.shared,
+        progress: ((Int, Int) -> Void)? = nil, velocity: (Tensor, Float) throws -> Tensor
     ) throws -> Tensor {
         guard sampler.stepIndex == 0 else {
             throw KinemaError.invalidArgument("Denoising.run needs a fresh sampler, this one is at step \(sampler.stepIndex)")
@@ -78,7 +82,7 @@ public enum Denoising {
         var x = latents
         let total = sampler.timesteps.count
         while let t = sampler.currentTimestep {
-            x = try sampler.step(modelOutput: try velocity(x, t), sample: x)
+            x = try sampler.step(modelOutput: try velocity(x, t), sample: x, backend: backend)
             progress?(sampler.stepIndex, total)
         }
         return x

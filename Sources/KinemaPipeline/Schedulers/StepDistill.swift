@@ -48,18 +48,16 @@ public struct StepDistillSampler: FlowSampler {
         timesteps = stepSigmas.map { $0 * Float(train) }
     }
 
-    public mutating func step(modelOutput: Tensor, sample: Tensor) throws -> Tensor {
+    public mutating func step(modelOutput: Tensor, sample: Tensor, backend: any Backend) throws -> Tensor {
         let (v, x) = try SamplerSupport.operands(
-            "step-distill", stepIndex: stepIndex, stepCount: timesteps.count, modelOutput: modelOutput, sample: sample)
-        let sigma = sigmas[stepIndex]
+            "step-distill", stepIndex: stepIndex, stepCount: timesteps.count, modelOutput: modelOutput, sample: sample,
+            backend: backend)
+        let math = LatentArithmetic(backend: backend)
         let isLast = stepIndex == timesteps.count - 1
-        let nextSigma = sigmas[stepIndex + 1]
-        var out = [Float](repeating: 0, count: x.count)
-        for k in 0..<x.count {
-            let x0 = x[k] - sigma * v[k]
-            out[k] = isLast ? x0 : x0 + nextSigma * v[k]
-        }
+        let x0 = try math.x0Prediction(sample: x, velocity: v, sigma: sigmas[stepIndex])
+        // x0 + σ_{n+1}·v, or x0 itself at the last step.
+        let out = isLast ? x0 : try math.sum(x0, try math.scaled(v, by: sigmas[stepIndex + 1]))
         stepIndex += 1
-        return try SamplerSupport.tensor(out, like: sample)
+        return out
     }
 }

@@ -24,11 +24,12 @@ public struct UniPCSampler: FlowSampler {
     public let sigmas: [Float]
     public private(set) var stepIndex = 0
 
+    // History, f32 tensors on the device of the backend stepping this sampler; released after the last step.
     /// Converted model outputs (x0 predictions) of the last two steps; `last` is the newest.
-    private var previousX0: [Float]?
-    private var lastX0: [Float]?
+    private var previousX0: Tensor?
+    private var lastX0: Tensor?
     /// The sample before the last predictor ran (`last_sample`), needed by the next corrector.
-    private var lastSample: [Float]?
+    private var lastSample: Tensor?
     /// Predictor order used at the previous step (the next corrector's order).
     private var lastOrder = 0
     /// Steps completed, capped at the solver order (`lower_order_nums`).
@@ -85,35 +86,40 @@ public struct UniPCSampler: FlowSampler {
         }
     }
 
-    public mutating func step(modelOutput: Tensor, sample: Tensor) throws -> Tensor {
+    public mutating func step(modelOutput: Tensor, sample: Tensor, backend: any Backend) throws -> Tensor {
         let (v, x) = try SamplerSupport.operands(
-            "UniPC", stepIndex: stepIndex, stepCount: timesteps.count, modelOutput: modelOutput, sample: sample)
+            "UniPC", stepIndex: stepIndex, stepCount: timesteps.count, modelOutput: modelOutput, sample: sample, backend: backend)
+        try SamplerSupport.checkHistory("UniPC", [previousX0, lastX0, lastSample], backend: backend)
+        let math = LatentArithmetic(backend: backend)
         let i = stepIndex
-        let count = x.count
 
         // convert_model_output: x0 = x − σ_i·v.
-        let sigma = sigmas[i]
-        var x0 = [Float](repeating: 0, count: count)
-        for k in 0..<count { x0[k] = x[k] - sigma * v[k] }
+        let x0 = try math.x0Prediction(sample: x, velocity: v, sigma: sigmas[i])
 
         var current = x
         if i > 0, let previousSample = lastSample, let m0 = lastX0 {
-            current = corrector(modelT: x0, m0: m0, m1: previousX0, last: previousSample, order: lastOrder)
+            current = try corrector(modelT: x0, m0: m0, m1: previousX0, last: previousSample, order: lastOrder, math)
         }
 
-        previousX0 = lastX0
-        lastX0 = x0
+        // The history shifts by one: step i−1's x0 becomes m1 for the predictor and the next corrector.
+        let shiftedPrevious = lastX0
         let order = min(min(Self.solverOrder, timesteps.count - i), lowerOrderCount + 1)
+        let next = try predictor(sample: current, m0: x0, m1: shiftedPrevious, order: order, math)
+
+        // Every op succeeded: commit the new state (a step that throws leaves the sampler unchanged).
         lastOrder = order
-        lastSample = current
-        let next = predictor(sample: current, m0: x0, m1: previousX0, order: order)
         if lowerOrderCount < Self.solverOrder { lowerOrderCount += 1 }
         stepIndex += 1
-        return try SamplerSupport.tensor(next, like: sample)
+        if isFinished {
+            (previousX0, lastX0, lastSample) = (nil, nil, nil)
+        } else {
+            (previousX0, lastX0, lastSample) = (shiftedPrevious, x0, current)
+        }
+        return next
     }
 
     /// multistep_uni_p_bh_update from σ_i to σ_{i+1}. `m1` is the x0 prediction of step i−1 (order 2).
-    private func predictor(sample x: [Float], m0: [Float], m1: [Float]?, order: Int) -> [Float] {
+    private func predictor(sample x: Tensor, m0: Tensor, m1: Tensor?, order: Int, _ math: LatentArithmetic) throws -> Tensor {
         let i = stepIndex
         let (sigmaT, sigmaS0) = (sigmas[i + 1], sigmas[i])
         let (alphaT, lambdaT, lambdaS0) = (1 - sigmaT, Self.lambda(sigmaT), Self.lambda(sigmaS0))
@@ -122,27 +128,23 @@ public struct UniPCSampler: FlowSampler {
         let sampleScale = sigmaT / sigmaS0
         let x0Scale = alphaT * phi.hPhi1
         let residualScale = alphaT * phi.bh
-        var out = [Float](repeating: 0, count: x.count)
-        if order == 2, let m1 {
-            // rk from σ_{i−1}; D1 = (m1 − m0)/rk; ρ_p = 0.5 (diffusers' order-2 shortcut).
-            let rk = (Self.lambda(sigmas[i - 1]) - lambdaS0) / h
-            let rho: Float = 0.5
-            for k in 0..<x.count {
-                let base = sampleScale * x[k] - x0Scale * m0[k]
-                let d1 = (m1[k] - m0[k]) / rk
-                out[k] = base - residualScale * (rho * d1)
-            }
-        } else {
-            for k in 0..<x.count { out[k] = sampleScale * x[k] - x0Scale * m0[k] }
-        }
-        return out
+        let base = try math.scaledDifference(sampleScale, x, x0Scale, m0)
+        guard order == 2, let m1 else { return base }
+        // rk from σ_{i−1}; D1 = (m1 − m0)/rk; ρ_p = 0.5 (diffusers' order-2 shortcut);
+        // x ← base − residualScale·(ρ_p·D1).
+        let rk = (Self.lambda(sigmas[i - 1]) - lambdaS0) / h
+        let rho: Float = 0.5
+        let d1 = try math.divided(try math.difference(m1, m0), by: rk)
+        return try math.difference(base, try math.scaled(try math.scaled(d1, by: rho), by: residualScale))
     }
 
     /// multistep_uni_c_bh_update: recomputes the sample at σ_i from `last` (the sample at σ_{i−1} that the
     /// previous predictor started from) using the new x0 prediction `modelT`; the predictor's own result
     /// is replaced, not blended (diffusers passes it as `this_sample` only for its device and dtype).
     /// `m0` is step i−1's x0, `m1` step i−2's.
-    private func corrector(modelT: [Float], m0: [Float], m1: [Float]?, last x: [Float], order: Int) -> [Float] {
+    private func corrector(
+        modelT: Tensor, m0: Tensor, m1: Tensor?, last x: Tensor, order: Int, _ math: LatentArithmetic
+    ) throws -> Tensor {
         let i = stepIndex
         let (sigmaT, sigmaS0) = (sigmas[i], sigmas[i - 1])
         let (alphaT, lambdaT, lambdaS0) = (1 - sigmaT, Self.lambda(sigmaT), Self.lambda(sigmaS0))
@@ -151,7 +153,9 @@ public struct UniPCSampler: FlowSampler {
         let sampleScale = sigmaT / sigmaS0
         let x0Scale = alphaT * phi.hPhi1
         let residualScale = alphaT * phi.bh
-        var out = [Float](repeating: 0, count: x.count)
+        let base = try math.scaledDifference(sampleScale, x, x0Scale, m0)
+        let newDirection = try math.difference(modelT, m0) // D1_t = modelT − m0
+        let correction: Tensor
         if order == 2, let m1 {
             let rk = (Self.lambda(sigmas[i - 2]) - lambdaS0) / h
             // Solve [[1, 1], [rk, 1]]·ρ = [b1, b2] (R rows are rks^0 and rks^1 with rks = [rk, 1]).
@@ -159,20 +163,15 @@ public struct UniPCSampler: FlowSampler {
             let determinant = 1 - r
             let rho0 = Float((b1 - b2) / determinant)
             let rho1 = Float((b2 - r * b1) / determinant)
-            for k in 0..<x.count {
-                let base = sampleScale * x[k] - x0Scale * m0[k]
-                let d1 = (m1[k] - m0[k]) / rk
-                let correction = rho0 * d1
-                out[k] = base - residualScale * (correction + rho1 * (modelT[k] - m0[k]))
-            }
+            // ρ0·D1 + ρ1·D1_t with D1 = (m1 − m0)/rk.
+            let d1 = try math.divided(try math.difference(m1, m0), by: rk)
+            correction = try math.sum(try math.scaled(d1, by: rho0), try math.scaled(newDirection, by: rho1))
         } else {
             // Order 1: ρ_c = 0.5, no history term.
             let rho: Float = 0.5
-            for k in 0..<x.count {
-                let base = sampleScale * x[k] - x0Scale * m0[k]
-                out[k] = base - residualScale * (rho * (modelT[k] - m0[k]))
-            }
+            correction = try math.scaled(newDirection, by: rho)
         }
-        return out
+        // x ← base − residualScale·correction.
+        return try math.difference(base, try math.scaled(correction, by: residualScale))
     }
 }
