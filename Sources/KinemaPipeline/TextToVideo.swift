@@ -140,7 +140,7 @@ public final class DenoisingSession {
     let negative: Tensor?
     /// Current latents [1, 16, T, h, w], f32 on the backend's device.
     private(set) var deviceLatents: Tensor
-    /// The current latents as a new f32 host tensor. Each read downloads them from the device (4 bytes per
+    /// The current latents as an f32 host tensor. Each read downloads them from the device (4 bytes per
     /// element: 8.4 MB at Wan 1.3B's 480p shape on a GPU; free on the CPU backend), so read them for previews
     /// or checks, not in the step loop.
     public var latents: Tensor {
