@@ -116,10 +116,11 @@ extension CUDABackend {
         let w = try parameter(weight, length: width, "rmsNorm weight")
         guard count > 0 else { return }
         let source = RowKernels.norms(x.dtype)
-        if width <= 32 * RowKernels.warpRowValues {
-            // One warp per row, 8 rows per 256-thread block, the grid capped where warps start striding.
-            let blocks = min((count + 7) / 8, context.multiprocessors * 16)
-            try launch("kinema_rms_norm_warp_rows", source, grid: (blocks, 1, 1), block: (256, 1, 1)) { arguments in
+        if let variant = RowKernels.warpRowVariants.first(where: { width <= $0.width }) {
+            // One warp per group of rows, 8 warps per 256-thread block, the grid capped where warps start striding.
+            let rowsPerBlock = 8 * variant.rowsPerWarp
+            let blocks = min((count + rowsPerBlock - 1) / rowsPerBlock, context.multiprocessors * 16)
+            try launch(variant.name, source, grid: (blocks, 1, 1), block: (256, 1, 1)) { arguments in
                 arguments.append(address(input))
                 arguments.append(address(out))
                 arguments.append(Int64(count))
