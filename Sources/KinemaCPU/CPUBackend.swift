@@ -79,4 +79,8 @@ public final class CPUBackend: Backend {
     public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor {
         try composedRMSNorm(x, weight: weight, eps: eps, silu: silu)
     }
+
+    public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool, after prefix: Tensor) throws -> Tensor {
+        try composedRMSNorm(x, weight: weight, eps: eps, silu: silu, after: prefix)
+    }
 }

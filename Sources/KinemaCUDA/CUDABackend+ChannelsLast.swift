@@ -90,15 +90,37 @@ extension CUDABackend {
     /// KINEMA_FUSED=off: `composedRMSNorm` (rmsNorm, then silu), as the other fused passes.
     public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor {
         guard fusedPasses else { return try composedRMSNorm(x, weight: weight, eps: eps, silu: silu) }
+        let out = try empty(x.shape, x.dtype)
+        try rmsNormRows(x, weight: weight, eps: eps, silu: silu, into: out)
+        return out
+    }
+
+    /// B = 1 (the VAE's decode and encode): the prefix is copied into the head of the output and the norm's
+    /// rows are written straight after it, one buffer, no concatenation pass. Otherwise the composition.
+    public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool, after prefix: Tensor) throws -> Tensor {
+        try PrefixedRows.validate(x, prefix: prefix)
+        guard fusedPasses, x.shape[0] == 1 else { return try composedRMSNorm(x, weight: weight, eps: eps, silu: silu, after: prefix) }
+        try onDevice(prefix, "rmsNorm prefix")
+        var shape = x.shape
+        shape[1] += prefix.shape[1]
+        let out = try empty(shape, x.dtype)
+        if prefix.count > 0 { try copy(prefix, into: try out.narrowed(axis: 1, start: 0, length: prefix.shape[1])) }
+        // With B = 1 the rows after the prefix are one contiguous block of out.
+        try rmsNormRows(x, weight: weight, eps: eps, silu: silu, into: try out.narrowed(axis: 1, start: prefix.shape[1], length: x.shape[1]))
+        return out
+    }
+
+    /// The fused norm of x's rows into `out` (x's shape, contiguous, possibly a view at an offset).
+    private func rmsNormRows(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool, into out: Tensor) throws {
         let (input, count, width) = try rows(x, "rmsNorm")
         let w = try parameter(weight, length: width, "rmsNorm weight")
-        let out = try empty(x.shape, x.dtype)
-        guard count > 0 else { return out }
+        guard count > 0 else { return }
         let source = RowKernels.norms(x.dtype)
-        if width <= 32 * RowKernels.warpRowValues {
-            // One warp per row, 8 rows per 256-thread block, the grid capped where warps start striding.
-            let blocks = min((count + 7) / 8, context.multiprocessors * 16)
-            try launch("kinema_rms_norm_warp_rows", source, grid: (blocks, 1, 1), block: (256, 1, 1)) { arguments in
+        if let variant = RowKernels.warpRowVariants.first(where: { width <= $0.width }) {
+            // One warp per group of rows, 8 warps per 256-thread block, the grid capped where warps start striding.
+            let rowsPerBlock = 8 * variant.rowsPerWarp
+            let blocks = min((count + rowsPerBlock - 1) / rowsPerBlock, context.multiprocessors * 16)
+            try launch(variant.name, source, grid: (blocks, 1, 1), block: (256, 1, 1)) { arguments in
                 arguments.append(address(input))
                 arguments.append(address(out))
                 arguments.append(Int64(count))
@@ -117,6 +139,5 @@ extension CUDABackend {
                 arguments.append(Int32(silu ? 1 : 0))
             }
         }
-        return out
     }
 }

@@ -135,7 +135,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// in contiguous runs whose length, other strides and start addresses allow, the runs move as wider
     /// elements (up to 16 bytes a thread): the VAE's cache concatenations are long bf16 runs, and 2-byte
     /// accesses left them at a fraction of the memory bandwidth.
-    private func copy(_ source: Tensor, into destination: Tensor) throws {
+    func copy(_ source: Tensor, into destination: Tensor) throws {
         let byteSize = source.dtype.byteSize
         var layouts = try KernelLayout.coalesced([source, destination])
         var (elementBytes, count) = (byteSize, source.count)

@@ -118,6 +118,11 @@ public protocol Backend: AnyObject, Sendable {
     /// (the channels-last form of `channelRMSNorm`). x [..., C], weight [C] or nil. Result contiguous.
     /// Equals `composedRMSNorm(silu:)`.
     func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor
+    /// `rmsNorm(silu:)` of x [B, T, …, C] written after `prefix` [B, P, …, C] (copied unchanged) along axis 1:
+    /// → [B, P + T, …, C], contiguous. The VAE's causal convolution input (the previous chunk's normalized
+    /// frames, then this chunk's) built in one buffer instead of a norm and a concatenation. Equals
+    /// `composedRMSNorm(after:)`.
+    func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool, after prefix: Tensor) throws -> Tensor
 }
 
 extension Backend {
@@ -188,6 +193,12 @@ extension Backend {
         return try add(back, residual)
     }
 
+    /// `rmsNorm(silu:after:)` as `rmsNorm(silu:)` then `concat` on axis 1.
+    public func composedRMSNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool, after prefix: Tensor) throws -> Tensor {
+        try PrefixedRows.validate(x, prefix: prefix)
+        return try concat([prefix, try rmsNorm(x, weight: weight, eps: eps, silu: silu)], axis: 1)
+    }
+
     /// `rmsNorm(silu:)` as `rmsNorm` then `silu` (rounded twice in a low-precision dtype).
     public func composedRMSNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool) throws -> Tensor {
         let y = try rmsNorm(x, weight: weight, eps: eps)
@@ -228,5 +239,18 @@ public enum ChannelsLastConvolution {
             throw KinemaError.shapeMismatch(context: "conv3dChannelsLast residual", expected: "\(out)", found: "\(residual.shape)")
         }
         return out
+    }
+}
+
+/// Shape checks of `rmsNorm(silu:after:)`.
+public enum PrefixedRows {
+    public static func validate(_ x: Tensor, prefix: Tensor) throws {
+        guard x.rank >= 2, prefix.rank == x.rank, prefix.dtype == x.dtype, prefix.shape[0] == x.shape[0],
+            Array(prefix.shape.dropFirst(2)) == Array(x.shape.dropFirst(2))
+        else {
+            throw KinemaError.shapeMismatch(
+                context: "rmsNorm after a prefix", expected: "prefix [B, P, …] matching x \(x.shape) (\(x.dtype.rawValue)) but on axis 1",
+                found: "\(prefix.shape) (\(prefix.dtype.rawValue))")
+        }
     }
 }

@@ -80,6 +80,14 @@ extension OpConsistency {
                 let x = try b.upload(try random([7, 5, 3, 96], seed: 96, dtype: dtype)).permuted([2, 1, 0, 3])
                 return try b.rmsNorm(x, weight: try b.upload(weight96), eps: 1e-6, silu: true)
             },
+            Case(name: "rmsNorm+SiLU after a 2-frame prefix [1,2|4,5,7,96] weight \(tag)", tolerance: tolerance) { b in
+                try b.rmsNorm(try b.upload(video.narrowed(axis: 0, start: 0, length: 1)), weight: try b.upload(weight96), eps: 1e-6, silu: true,
+                              after: try b.upload(try random([1, 2, 5, 7, 96], seed: 97, dtype: dtype)))
+            },
+            Case(name: "rmsNorm+SiLU after a 1-frame prefix, B 2 [2,1|3,5,7,96] \(tag)", tolerance: tolerance) { b in
+                try b.rmsNorm(try b.upload(video), weight: nil, eps: 1e-6, silu: true,
+                              after: try b.upload(try random([2, 1, 5, 7, 96], seed: 98, dtype: dtype)))
+            },
             Case(name: "rmsNorm+SiLU [3,1531] (block kernel) weight \(tag)", tolerance: tolerance) { b in
                 try b.rmsNorm(try b.upload(wide), weight: try b.upload(wideWeight), eps: 1e-6, silu: true)
             },

@@ -38,6 +38,9 @@ public struct VAEDecodeBenchmarkReport: Codable {
     public var outputShape: [Int]
     public var loadSeconds: Double
     public var decodeSeconds: [Double]
+    /// The warm-up decodes, first included: what a one-off `generate` pays for kernel compiles and for
+    /// choosing the convolution plans (cuDNN's are timed once per shape).
+    public var warmupSeconds: [Double]
     public var medianSeconds: Double
     /// How the decode was timed: "cuda events" or "host clock".
     public var timing: String
@@ -86,7 +89,8 @@ public enum VAEDecodeBenchmark {
             try decode()
             return ComponentForward.seconds(clock.now - start)
         }
-        for _ in 0..<request.warmup { _ = try timed() }
+        var warmups: [Double] = []
+        for _ in 0..<request.warmup { warmups.append(try timed()) }
         gpu?.context.resetPeakMemory()
         var times: [Double] = []
         for _ in 0..<max(1, request.iterations) { times.append(try timed()) }
@@ -99,7 +103,7 @@ public enum VAEDecodeBenchmark {
             kernels = try gpu.context.kernelProfile()
         }
         return VAEDecodeBenchmarkReport(
-            latentShape: latentShape, outputShape: outputShape, loadSeconds: loadSeconds, decodeSeconds: times,
+            latentShape: latentShape, outputShape: outputShape, loadSeconds: loadSeconds, decodeSeconds: times, warmupSeconds: warmups,
             medianSeconds: times.sorted()[times.count / 2], timing: gpu == nil ? "host clock" : "cuda events", peakDeviceBytes: peak,
             selection: gpu?.librarySelection, cudnnPlans: gpu?.cudnnPlanSummary, kernels: kernels)
     }

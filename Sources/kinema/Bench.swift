@@ -83,6 +83,9 @@ struct Bench: ParsableCommand {
             let report = try VAEDecodeBenchmark.run(request)
             print("Wan2.1 VAE decode, \(compute.precision.rawValue), \(compute.device.device): latent \(report.latentShape) → video \(report.outputShape)")
             print(String(format: "  build (synthetic weights): %.2f s", report.loadSeconds))
+            if !report.warmupSeconds.isEmpty {
+                print("  warm-up decodes (first: kernel compiles, conv plan choice): " + report.warmupSeconds.map { String(format: "%.3f s", $0) }.joined(separator: ", "))
+            }
             print("  decodes (\(report.timing)): " + report.decodeSeconds.map { String(format: "%.3f s", $0) }.joined(separator: ", "))
             print(String(format: "  median: %.3f s/decode", report.medianSeconds))
             if let peak = report.peakDeviceBytes { print("  peak device memory (Kinema allocator): \(formatBytes(peak))") }

@@ -2,17 +2,16 @@ import KinemaCore
 
 // Per-row kernels over contiguous rows of the last axis: LayerNorm, RMSNorm, softmax (one block per row,
 // statistics in f32, two passes so large means do not cancel), reductions, and the interleaved RoPE.
-// Short RMSNorm rows (the channels-last VAE's C = 96…384, up to ~1.6 M rows) take one warp per row instead.
+// Short RMSNorm rows (the channels-last VAE's C = 96…384, up to ~1.6 M rows) take a warp per group of rows instead.
 
 enum RowKernels {
-    /// Values each lane of the warp-per-row RMSNorm keeps in registers: rows up to 32 · 16 = 512 wide.
-    static let warpRowValues = 16
+    /// The warp-per-row RMSNorm variants: (widest row, rows a warp holds at once, kernel name).
+    static let warpRowVariants: [(width: Int, rowsPerWarp: Int, name: String)] = [
+        (128, 4, "kinema_rms_norm_warp_rows_128"), (256, 4, "kinema_rms_norm_warp_rows_256"), (512, 2, "kinema_rms_norm_warp_rows_512"),
+    ]
 
     static func norms(_ dtype: DType) -> String {
-        ElementwiseKernels.header([("T", dtype)]) + """
-
-        #define WARP_ROW_VALUES \(warpRowValues)
-        """ + #"""
+        ElementwiseKernels.header([("T", dtype)]) + #"""
 
         // y·sigmoid(y) as the unary SiLU computes it (exp of a non-positive argument only).
         __device__ __forceinline__ float silu_f(float y) {
@@ -53,36 +52,66 @@ enum RowKernels {
                 T_ST(dst, j, v);
             }
         }
-        // One warp per row of D ≤ 32 · WARP_ROW_VALUES: lane l holds elements l, l + 32, … in registers (one
-        // read of the row, each warp load a coalesced run), the sum of squares by shuffles, no block barrier.
-        // Warps stride over the rows; the row index is uniform across the warp, so every shuffle is full.
-        extern "C" __global__ void __launch_bounds__(256) kinema_rms_norm_warp_rows(
+        // One warp per row of D ≤ 32 · V: lane l holds elements l, l + 32, … of R rows at once in registers (one
+        // read of each row, every warp load a coalesced run), the sums of squares by shuffles, no block barrier.
+        // R rows per warp keep R times the bytes in flight: one row of the VAE's C = 96 is only 192 bytes, and
+        // one row at a time left the kernel several times below the memory bandwidth (141 ms for the 480p
+        // decode's norms, H100). Warps stride over row groups; row indices are uniform across the warp, so
+        // every shuffle is full.
+        template <int V, int R>
+        __device__ __forceinline__ void rms_norm_warp_rows(
             const T_T* x, T_T* out, long long rows, int D, const float* w, float eps, int silu) {
             const int lane = threadIdx.x & 31;
             const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
-            for (long long r = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5); r < rows; r += warps) {
-                const T_T* row = x + r * D;
-                T_T* dst = out + r * D;
-                float v[WARP_ROW_VALUES];
-                float q = 0.0f;
+            const long long warp = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+            for (long long r0 = warp * R; r0 < rows; r0 += warps * R) {
+                float v[R][V];
+                float scale[R];
                 #pragma unroll
-                for (int k = 0; k < WARP_ROW_VALUES; ++k) {
-                    int j = lane + 32 * k;
-                    v[k] = j < D ? T_LD(row, j) : 0.0f;
-                    q += v[k] * v[k];
+                for (int i = 0; i < R; ++i) {
+                    const long long r = r0 + i;
+                    float q = 0.0f;
+                    #pragma unroll
+                    for (int k = 0; k < V; ++k) {
+                        const int j = lane + 32 * k;
+                        v[i][k] = (r < rows && j < D) ? T_LD(x + r * D, j) : 0.0f;
+                        q += v[i][k] * v[i][k];
+                    }
+                    scale[i] = q;
                 }
-                const float scale = rsqrtf(warp_sum(q) / D + eps);
                 #pragma unroll
-                for (int k = 0; k < WARP_ROW_VALUES; ++k) {
-                    int j = lane + 32 * k;
-                    if (j < D) {
-                        float y = v[k] * scale;
-                        if (w) y *= w[j];
-                        if (silu) y = silu_f(y);
-                        T_ST(dst, j, y);
+                for (int i = 0; i < R; ++i) scale[i] = rsqrtf(warp_sum(scale[i]) / D + eps);
+                #pragma unroll
+                for (int i = 0; i < R; ++i) {
+                    const long long r = r0 + i;
+                    if (r < rows) {
+                        T_T* dst = out + r * D;
+                        #pragma unroll
+                        for (int k = 0; k < V; ++k) {
+                            const int j = lane + 32 * k;
+                            if (j < D) {
+                                float y = v[i][k] * scale[i];
+                                if (w) y *= w[j];
+                                if (silu) y = silu_f(y);
+                                T_ST(dst, j, y);
+                            }
+                        }
                     }
                 }
             }
+        }
+        // D ≤ 128, ≤ 256, ≤ 512: four, four and two rows per warp (32 values a lane at most).
+        extern "C" __global__ void __launch_bounds__(256) kinema_rms_norm_warp_rows_128(
+            const T_T* x, T_T* out, long long rows, int D, const float* w, float eps, int silu) {
+            rms_norm_warp_rows<4, 4>(x, out, rows, D, w, eps, silu);
+        }
+        extern "C" __global__ void __launch_bounds__(256) kinema_rms_norm_warp_rows_256(
+            const T_T* x, T_T* out, long long rows, int D, const float* w, float eps, int silu) {
+            rms_norm_warp_rows<8, 4>(x, out, rows, D, w, eps, silu);
+        }
+        extern "C" __global__ void __launch_bounds__(256) kinema_rms_norm_warp_rows_512(
+            const T_T* x, T_T* out, long long rows, int D, const float* w, float eps, int silu) {
+            rms_norm_warp_rows<16, 2>(x, out, rows, D, w, eps, silu);
         }
         extern "C" __global__ void kinema_softmax(const T_T* x, T_T* out, int D) {
             __shared__ float scratch[32];

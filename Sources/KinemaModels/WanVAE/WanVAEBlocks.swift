@@ -141,6 +141,40 @@ struct WanCausalConv {
     }
 }
 
+extension WanCausalConv {
+    /// conv(SiLU(norm(x))) in chunked mode, for the 3-tap convolutions that follow a norm (residual blocks,
+    /// heads): the normalized frames are written straight after the cached ones in one buffer
+    /// (`rmsNorm(silu:after:)`), so the concatenation the plain cached call makes is not needed. Same slot
+    /// rules: the slot keeps the last 2 frames of the convolution's input — with a single-frame chunk, the
+    /// previous chunk's last frame and this one (a zero frame in front on the first chunk, which is what the
+    /// padding of the next chunk would supply anyway).
+    func callAsFunction(
+        normalizing x: Tensor, with norm: WanChannelRMSNorm, cache: WanVAEFeatureCache, residual: Tensor? = nil
+    ) throws -> Tensor {
+        guard temporalPadding == WanVAEFeatureCache.cacheFrames else {
+            return try self(try norm.normalizedSiLU(x), cache: cache, residual: residual)
+        }
+        let slot = cache.nextSlot()
+        var parts: [Tensor] = []
+        var kept = 0
+        if case .frames(let previous) = cache[slot] {
+            let frames = try lastFrames(previous, temporalPadding)
+            kept = frames.shape[vaeTimeAxis]
+            parts.append(frames)
+        }
+        if kept < temporalPadding {
+            var shape = x.shape
+            shape[vaeTimeAxis] = temporalPadding - kept
+            parts.insert(try backend.zeros(shape, dtype: x.dtype), at: 0)
+        }
+        let prefix = parts.count == 1 ? parts[0] : try backend.concat(parts, axis: vaeTimeAxis)  // ≤ 2 frames
+        let input = try backend.rmsNorm(x, weight: norm.gamma, eps: norm.eps, silu: true, after: prefix)
+        cache[slot] = .frames(try detached(try lastFrames(input, WanVAEFeatureCache.cacheFrames), backend: backend))
+        return try backend.conv3dChannelsLast(
+            input, weight: weight, bias: bias, residual: residual, stride: stride, padding: [0, spatialPadding, spatialPadding])
+    }
+}
+
 /// Which parameter shape a norm's `gamma` has on disk: [C, 1, 1, 1] for video-shaped (residual / head)
 /// norms, [C, 1, 1] for the per-frame attention norm. The values are the same either way.
 enum WanGammaShape {
@@ -201,8 +235,8 @@ struct WanVAEResidualBlock {
     /// part of conv2 (fused where the backend can).
     func callAsFunction(_ x: Tensor, cache: WanVAEFeatureCache) throws -> Tensor {
         let identity = try shortcut.map { try $0(x) } ?? x
-        let h = try conv1(try norm1.normalizedSiLU(x), cache: cache)
-        return try conv2(try norm2.normalizedSiLU(h), cache: cache, residual: identity)
+        let h = try conv1(normalizing: x, with: norm1, cache: cache)
+        return try conv2(normalizing: h, with: norm2, cache: cache, residual: identity)
     }
 }
 

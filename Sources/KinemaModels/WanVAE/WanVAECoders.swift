@@ -80,7 +80,7 @@ struct WanVAEHead {
     }
 
     func callAsFunction(_ x: Tensor, cache: WanVAEFeatureCache) throws -> Tensor {
-        try conv(try norm.normalizedSiLU(x), cache: cache)
+        try conv(normalizing: x, with: norm, cache: cache)
     }
 }
 
