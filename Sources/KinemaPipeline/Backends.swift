@@ -19,4 +19,11 @@ public enum Backends {
     public static func peakDeviceBytes(_ backend: any Backend) -> Int? {
         (backend as? CUDABackend)?.context.memoryUse.peak
     }
+
+    /// Waits until the device has finished the work queued so far (GPU backends; the CPU is synchronous).
+    /// The denoising loop keeps its latents on the device, so a step returns once its work is queued: time
+    /// a step (progress, benchmarks) after this.
+    public static func synchronize(_ backend: any Backend) throws {
+        try (backend as? CUDABackend)?.context.synchronize()
+    }
 }

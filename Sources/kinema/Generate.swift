@@ -137,6 +137,7 @@ struct Generate: ParsableCommand {
             while !session.isFinished {
                 let stepStart = clock.now
                 try session.step()
+                try Backends.synchronize(session.pipeline.backend)  // the step's time, not its queueing time
                 stepTimes.append(clock.now - stepStart)
                 progress.update(done: session.completedSteps, lastStep: stepTimes.last ?? .zero)
             }
