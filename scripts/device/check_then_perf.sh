@@ -4,6 +4,7 @@
 # For a change that needs both its correctness and its speed checked when little device time is left.
 #
 #   ../shared/tools/gpu-bundle && gzip -9 -c .device/kinema > .device/kinema.gz && rm .device/kinema   # here
+#   bash scripts/device/preflight.sh                                                                  # here: the bundle on the CPU first
 #   run: bash scripts/device/check_then_perf.sh vae dit13     # there, with carry [".device", ".whl"]
 # DOCTOR_SECONDS (default 100) and PERF_SECONDS (default 150) bound the two parts.
 set -uo pipefail

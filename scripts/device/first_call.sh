@@ -10,6 +10,7 @@
 # Logs are packed into $OUT/first-call.tar.gz (the device returns at most 8 files).
 #
 #   ../shared/tools/gpu-bundle && gzip -9 -c .device/kinema > .device/kinema.gz && rm .device/kinema   # here
+#   bash scripts/device/preflight.sh                                                                  # here: the bundle on the CPU first
 #   run: bash scripts/device/first_call.sh        # there, with carry [".device", ".whl"]
 set -uo pipefail
 OUT=${OUT:-/tmp/kinema-out}
