@@ -55,15 +55,8 @@ enum CPUConv {
         let engine = CPUGemm.engine
         let pointwise = kernel == [1, 1, 1] && stride == [1, 1, 1] && padding == [0, 0, 0]
         // 1×1×1: x[b] viewed as [Cin, T·H·W] when its spatial axes merge (any dtype; the GEMM widens it).
-        // Items share strides: all merge or none do, and then im2col (and its buffer) is needed.
-        var directOperands: [GemmOperand] = []
-        if pointwise {
-            for b in 0..<batch {
-                guard let view = try x.narrowed(axis: 0, start: b, length: 1).viewed(as: [inChannels, positions]) else { break }
-                directOperands.append(try GemmOperand(matrixOf: view))
-            }
-        }
-        let needsColumn = directOperands.count != batch
+        let directOperands = pointwise ? try itemOperands(x, viewedAs: [inChannels, positions]) : nil
+        let needsColumn = directOperands == nil
 
         let tileWidth = depth == 0 ? positions : min(positions, max(minimumTile, columnBudget / depth))
         let column = UnsafeMutablePointer<Float>.allocate(capacity: needsColumn ? max(depth * tileWidth, 1) : 0)
@@ -74,7 +67,7 @@ enum CPUConv {
         }
 
         for b in 0..<batch {
-            let direct: GemmOperand? = needsColumn ? nil : directOperands[b]
+            let direct = directOperands?[b]
             for p0 in Swift.stride(from: 0, to: positions, by: tileWidth) {
                 let width = min(tileWidth, positions - p0)
                 let rhs: GemmOperand
@@ -108,6 +101,18 @@ enum CPUConv {
             }
         }
         return output
+    }
+
+    /// Each batch item of x viewed as a `shape` matrix (a 1×1×1 convolution's GEMM operand, no im2col), or nil
+    /// when the view does not exist: items share strides, so all merge or none do. A plain loop on purpose —
+    /// a nested throwing helper here was miscompiled by the optimized static build (2026-11-27).
+    static func itemOperands(_ x: Tensor, viewedAs shape: [Int]) throws -> [GemmOperand]? {
+        var operands: [GemmOperand] = []
+        for item in 0..<x.shape[0] {
+            guard let view = try x.narrowed(axis: 0, start: item, length: 1).viewed(as: shape) else { return nil }
+            operands.append(try GemmOperand(matrixOf: view))
+        }
+        return operands
     }
 
     /// Index arithmetic of one convolution: input view, kernel, stride, padding and output sizes.

@@ -34,14 +34,8 @@ enum CPUConvChannelsLast {
         let b = GemmOperand(unchecked: weightFloats, dtype: .f32, rows: depth, columns: outChannels, rowStride: 1, columnStride: depth)
         // A 1×1×1 convolution reads x[b] as the GEMM's A directly when its positions merge into one axis.
         let pointwise = kernel == [1, 1, 1] && stride == [1, 1, 1] && padding == [0, 0, 0]
-        var directOperands: [GemmOperand] = []
-        if pointwise {
-            for item in 0..<batch {
-                guard let view = try x.narrowed(axis: 0, start: item, length: 1).viewed(as: [positions, inChannels]) else { break }
-                directOperands.append(try GemmOperand(matrixOf: view))
-            }
-        }
-        let needsColumn = directOperands.count != batch  // items share strides: all or none merge
+        let directOperands = pointwise ? try CPUConv.itemOperands(x, viewedAs: [positions, inChannels]) : nil
+        let needsColumn = directOperands == nil
         let geometry = Geometry(x: x, kernel: kernel, stride: stride, padding: padding, outSize: Array(outShape[1...3]))
 
         let tileWidth = min(positions, max(CPUConv.minimumTile, CPUConv.columnBudget / max(depth, 1)))
@@ -60,7 +54,7 @@ enum CPUConvChannelsLast {
         let engine = CPUGemm.engine
 
         for item in 0..<batch {
-            let direct: GemmOperand? = needsColumn ? nil : directOperands[item]
+            let direct = directOperands?[item]
             for p0 in Swift.stride(from: 0, to: positions, by: tileWidth) {
                 let width = min(tileWidth, positions - p0)
                 let a: GemmOperand

@@ -110,8 +110,9 @@ extension CUDABackend {
         return out
     }
 
-    /// The fused norm of x's rows into `out` (x's shape, contiguous, possibly a view at an offset).
-    private func rmsNormRows(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool, into out: Tensor) throws {
+    /// The norm of x's rows (then SiLU when `silu`) into `out` (x's shape, contiguous, possibly a view at an
+    /// offset): a warp per group of rows up to 512 wide, a block per row beyond.
+    func rmsNormRows(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool, into out: Tensor) throws {
         let (input, count, width) = try rows(x, "rmsNorm")
         let w = try parameter(weight, length: width, "rmsNorm weight")
         guard count > 0 else { return }

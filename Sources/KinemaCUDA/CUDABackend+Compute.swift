@@ -37,19 +37,10 @@ extension CUDABackend {
         return out
     }
 
+    /// Rows up to 512 wide take a warp per group of rows, wider ones a block per row (`rmsNormRows`).
     public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) throws -> Tensor {
-        let (input, count, width) = try rows(x, "rmsNorm")
-        let w = try parameter(weight, length: width, "rmsNorm weight")
         let out = try empty(x.shape, x.dtype)
-        guard count > 0 else { return out }
-        try launch("kinema_rms_norm", RowKernels.norms(x.dtype), grid: (count, 1, 1), block: (256, 1, 1)) { arguments in
-            arguments.append(address(input))
-            arguments.append(address(out))
-            arguments.append(Int32(width))
-            arguments.append(optionalAddress(w))
-            arguments.append(eps)
-            arguments.append(Int32(0))  // no SiLU
-        }
+        try rmsNormRows(x, weight: weight, eps: eps, silu: false, into: out)
         return out
     }
 

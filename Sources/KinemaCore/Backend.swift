@@ -179,8 +179,8 @@ extension Backend {
 
 extension Backend {
     /// `conv3dChannelsLast` through the channels-first `conv3d`: x and the weight permuted to [B, Cin, T, H, W]
-    /// and [Cout, Cin, kT, kH, kW], the result permuted back, the residual added. The CPU backend's
-    /// implementation, and CUDA's whenever cuDNN's graph API is not used.
+    /// and [Cout, Cin, kT, kH, kW], the result permuted back, the residual added. CUDA's path whenever cuDNN's
+    /// graph API is not used (f32, KINEMA_CONV=kinema, no plan); the CPU has its own channels-last im2col.
     public func composedConv3dChannelsLast(
         _ x: Tensor, weight: Tensor, bias: Tensor?, residual: Tensor?, stride: [Int], padding: [Int]
     ) throws -> Tensor {

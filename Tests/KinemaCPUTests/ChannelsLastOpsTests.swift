@@ -3,10 +3,10 @@ import KinemaCore
 import KinemaTestSupport
 import XCTest
 
-// The channels-last VAE ops' shared pieces: ChannelsLastConvolution.validate's shapes and errors, the
-// composed conv3dChannelsLast against a direct convolution written here in Double on [B, T, H, W, C]
+// The channels-last VAE ops' shared pieces: ChannelsLastConvolution.validate's shapes and errors, the CPU
+// conv3dChannelsLast against a direct convolution written here in Double on [B, T, H, W, C]
 // indexing (plus bias and residual), and composedRMSNorm(silu:) against rmsNorm then silu. The CUDA
-// implementations are compared with these compositions by `kinema doctor` (OpConsistency+ChannelsLast).
+// implementations are compared with the CPU backend by `kinema doctor` (OpConsistency+ChannelsLast).
 
 final class ChannelsLastOpsTests: XCTestCase {
     let b = CPUBackend.shared
@@ -148,7 +148,7 @@ final class ChannelsLastOpsTests: XCTestCase {
     }
 
     func testConvTakesStridedViews() throws {
-        // x as a frame range of a longer clip viewed through a permutation: the composition copies it.
+        // x as a frame range of a longer clip viewed through a permutation (im2col reads its strides).
         let clip = try randomTensor([1, 6, 5, 7, 9], seed: 70)  // stored [B, H, W, T, C]
         let x = try clip.permuted([0, 3, 1, 2, 4]).narrowed(axis: 1, start: 2, length: 5)  // [B, T, H, W, C] = [1, 5, 6, 5, 9]
         let w = try randomTensor([3, 3, 3, 3, 9], seed: 71, scale: 0.3)
