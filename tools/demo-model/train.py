@@ -43,7 +43,7 @@ STEP_LIST = [1000, 750, 500, 250]  # the step-distill sampler's denoising_step_l
 
 FULL = dict(
     frames=17, size=128, vae_frames=17, vae_image_share=0.5, vae_image_batch=96, vae_eval_every=250, vae_temporal_init=1,
-    vae_object_weight=32,
+    vae_object_weight=32, vae_edge_weight=0,
     vae=dict(base_dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
              temperal_downsample=[False, True, True], dropout=0.0),
     text=dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4, relative_attention_num_buckets=32,
@@ -52,7 +52,7 @@ FULL = dict(
     dit=dict(patch_size=[1, 2, 2], num_attention_heads=3, attention_head_dim=64, in_channels=16, out_channels=16,
              freq_dim=256, ffn_dim=576, num_layers=6, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
              eps=1e-6, image_dim=None, added_kv_proj_dim=None, rope_max_seq_len=1024, pos_embed_seq_len=None),
-    flow_shift=3.0, vae_batch=16, vae_lr=5e-4, vae_clip_lr=2e-4, dit_batch=128, dit_lr=3e-4, bank=8192, bank_refresh=64, refresh_every=32,
+    flow_shift=3.0, vae_batch=16, vae_lr=5e-4, vae_clip_lr=2e-4, dit_batch=128, dit_lr=3e-4, dit_decay=1.0, bank=8192, bank_refresh=64, refresh_every=32,
     teacher_pairs=8192, teacher_steps=25, teacher_guidance=4.0, teacher_batch=512,
     distill_batch=64, distill_lr=5e-5, base_steps=20, base_guidance=4.0, stats_clips=512, fps=8,
     # Speed (fast_dit.py, parallel.py): dit_compact 1 trains on the compact text context (the same function as
@@ -105,6 +105,19 @@ def load(path: Path):
 
 def warmup_lr(step: int, base: float, warmup: int = 300) -> float:
     return base * min(1.0, (step + 1) / warmup)
+
+
+def cosine_decay(done: float, floor: float) -> float:
+    """1 at done = 0, `floor` at done ≥ 1, a half cosine between (the factor on a stage's learning rate)."""
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, done))))
+
+
+def object_edges(mask: torch.Tensor) -> torch.Tensor:
+    """The object's outline in a coverage mask [B, 1, T, H, W]: dilated minus eroded by a 3×3 window per frame
+    (1 on the band of pixels that decides the mask's outline, where corners are; 0 elsewhere)."""
+    dilated = F.max_pool3d(mask, (1, 3, 3), stride=1, padding=(0, 1, 1))
+    eroded = -F.max_pool3d(-mask, (1, 3, 3), stride=1, padding=(0, 1, 1))
+    return dilated - eroded
 
 
 # ----------------------------------------------------------------------------------------------- models
@@ -293,7 +306,7 @@ def stage_vae(args, cfg, device, budget: Budget):
                 done = (step - clip_start[0]) / max(1, args.max_steps - clip_start[0])
             else:
                 done = (clip_start[1] - budget.left()) / max(1e-6, clip_start[1] - stats_reserve)
-            decay = 0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, done)))
+            decay = cosine_decay(done, 0.1)
             lr = warmup_lr(step - clip_start[0], cfg["vae_clip_lr"], 100) * decay
         for group in opt.param_groups:
             group["lr"] = lr
@@ -374,17 +387,22 @@ def stage_vae_decoder(args, cfg, device, budget: Budget):
     step = state.get("decoder_step", 0)
     rng = random.Random(30000 + step)
     t0, seen, losses, start = time.time(), 0, [], step
+    seconds = max(1e-6, budget.left() - 15)
     vae.train()
     while budget.left() > 15:
+        # Clips of 16: see stage_vae. Cosine decay to a tenth over the stage: the outline sharpens late.
+        lr = warmup_lr(step - start, cfg["vae_clip_lr"], 50) * cosine_decay(1 - (budget.left() - 15) / seconds, 0.1)
         for group in opt.param_groups:
-            group["lr"] = warmup_lr(step - start, cfg["vae_clip_lr"], 50)  # clips of 16: see stage_vae
+            group["lr"] = lr
         video, mask, _, _ = world.sample_batch(rng, cfg["vae_batch"], device, cfg["vae_frames"], cfg["size"])
         with torch.no_grad(), autocast(device):
             z = vae.encode(video).latent_dist.mean
         with autocast(device):
             recon = decode_unclamped(vae, z)
         err = recon.float() - video
-        weight = 1 + cfg["vae_object_weight"] * mask
+        # The outline band weighs extra (vae_edge_weight): blurred corners turn squares into circles for
+        # the frame analyser (a square's mask fills 1 of its box, a rounded one 0.85) though they cost little L2.
+        weight = 1 + cfg["vae_object_weight"] * mask + cfg["vae_edge_weight"] * object_edges(mask)
         loss = (weight * err.abs()).mean() + (weight * err.square()).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -394,7 +412,7 @@ def stage_vae_decoder(args, cfg, device, budget: Budget):
         seen += video.shape[0]
         losses.append(loss.item())
         if step % 50 == 0:
-            log(f"vae_decoder step {step} loss {sum(losses) / len(losses):.4f} | {seen / (time.time() - t0):.1f} clips/s")
+            log(f"vae_decoder step {step} loss {sum(losses) / len(losses):.4f} lr {lr:.2e} | {seen / (time.time() - t0):.1f} clips/s")
             losses = []
     q = vae_recon_psnr(vae, cfg, device)
     log(f"vae_decoder done at step {step}: recon PSNR {q['all']:.1f} dB, on the object {q['object']:.1f} dB "
@@ -526,6 +544,7 @@ def stage_dit(args, cfg, device, budget: Budget):
     last_save, t0 = time.time(), time.time()
     loss_sum, loss_count = torch.zeros((), device=device), 0  # read at log time only: .item() syncs
     profiler = StepProfiler(cfg["dit_profile"], device, "dit")
+    stage_seconds = max(1e-6, budget.left() - 15)
     dit.train()
     encoder.train()
 
@@ -540,8 +559,12 @@ def stage_dit(args, cfg, device, budget: Budget):
         if (not parallel.active() or (step - resumed_at) % 10 == 0) and \
                 not parallel.all_agree_to_continue(budget.left(), 15, device):
             break
-        # Re-warm after every resume: the optimizer state is not carried between calls (size).
+        # Re-warm after every resume: the optimizer state is not carried between calls (size). With dit_decay < 1
+        # the rate falls by a half cosine to dit_decay × dit_lr over this stage's budget (a last stretch that
+        # settles the fine detail); 1 keeps it flat for runs that continue in a later call.
         lr = warmup_lr(step - resumed_at, cfg["dit_lr"], 300 if resumed_at == 0 else 100)
+        if cfg["dit_decay"] < 1:
+            lr *= cosine_decay(1 - (budget.left() - 15) / stage_seconds, cfg["dit_decay"])
         for group in opt.param_groups:
             group["lr"] = lr
         if step % cfg["refresh_every"] == 0:
