@@ -51,6 +51,9 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         let fused: Bool
         let chosenBy: String
         let milliseconds: Double?
+        /// Host seconds spent finalizing each candidate plan (runtime-fusion engines compile there): the
+        /// first-call cost of this problem, with the timing runs on top.
+        var finalizeSeconds: [Double] = []
 
         init(graph: CUDNNGraphBuilder, plan: BackendDescriptor, workspace: Int, engineIndex: Int, fused: Bool, chosenBy: String, milliseconds: Double?) {
             self.graph = graph
@@ -83,8 +86,9 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     /// Workspace bound, as the legacy path (CUDNNConvolution.workspaceLimit), also capped at a quarter of the
     /// free memory when the plan is chosen. The probe's NDHWC plans needed none.
     static let workspaceLimit = 2 << 30
-    /// Plans timed per new problem.
-    static let candidates = 4
+    /// Plans timed per new problem (KINEMA_CUDNN_CANDIDATES overrides: 1 takes heuristics' first plan untimed,
+    /// for measuring what the choice costs on a first call against what it gains per call).
+    static let candidates = ProcessInfo.processInfo.environment["KINEMA_CUDNN_CANDIDATES"].flatMap(Int.init).map { max(1, $0) } ?? 4
 
     init(api: CUDNN) { self.api = api }
 
@@ -139,7 +143,8 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
                 let shape = "x \(key.input) w \(key.filter) stride \(key.stride) \(key.dtype.rawValue)\(extras)"
                 switch result {
                 case .success(let plan):
-                    let time = plan.milliseconds.map { String(format: ", %.3f ms", $0) } ?? ""
+                    let time = (plan.milliseconds.map { String(format: ", %.3f ms", $0) } ?? "")
+                        + ", finalize " + plan.finalizeSeconds.map { String(format: "%.0f", $0 * 1e3) }.joined(separator: "/") + " ms"
                     let epilogue = plan.fused || !(key.bias || key.residual) ? "" : ", bias/residual by Kinema's kernel"
                     return "\(shape): engine \(plan.engineIndex) (\(plan.chosenBy)\(time)), workspace \(plan.workspace) B\(epilogue)"
                 case .failure(let error): return "\(shape): no plan (\(error))"
@@ -215,7 +220,9 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         }
         if fitting.count == 1 {
             let only = fitting[0]
-            return Plan(graph: builder, plan: only.plan, workspace: only.workspace, engineIndex: only.engineIndex, fused: fused, chosenBy: "only plan", milliseconds: nil)
+            let plan = Plan(graph: builder, plan: only.plan, workspace: only.workspace, engineIndex: only.engineIndex, fused: fused, chosenBy: "only plan", milliseconds: nil)
+            plan.finalizeSeconds = all.map(\.finalizeSeconds)
+            return plan
         }
         let bindings = buffers.bindings(fused: fused)
         var best: (index: Int, milliseconds: Double)?
@@ -240,8 +247,10 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
             throw KinemaError.unsupported("no cuDNN plan ran: " + failures.joined(separator: "; "))
         }
         let chosen = fitting[best.index]
-        return Plan(
+        let plan = Plan(
             graph: builder, plan: chosen.plan, workspace: chosen.workspace, engineIndex: chosen.engineIndex, fused: fused,
             chosenBy: "fastest of \(fitting.count) timed", milliseconds: best.milliseconds)
+        plan.finalizeSeconds = all.map(\.finalizeSeconds)
+        return plan
     }
 }

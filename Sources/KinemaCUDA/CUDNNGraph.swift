@@ -306,12 +306,13 @@ final class CUDNNGraphBuilder {
     /// execution plan that finalizes with its workspace size. The error lists why each config failed.
     func plan() throws -> (plan: BackendDescriptor, workspace: Int, engineIndex: Int) {
         guard let first = try plans(limit: 1).first else { throw KinemaError.unsupported("cuDNN returned no execution plan") }
-        return first
+        return (first.plan, first.workspace, first.engineIndex)
     }
 
     /// Up to `limit` execution plans, in heuristics mode A's order, that finalize (to time them against
     /// each other); throws when none does.
-    func plans(limit: Int) throws -> [(plan: BackendDescriptor, workspace: Int, engineIndex: Int)] {
+    /// finalizeSeconds: host wall time of the plan's finalize (a runtime-fusion engine compiles its kernel there).
+    func plans(limit: Int) throws -> [(plan: BackendDescriptor, workspace: Int, engineIndex: Int, finalizeSeconds: Double)] {
         let graph = try make(CUDNNCode.operationGraphDescriptor, "operation graph")
         try graph.setHandle(CUDNNCode.graphHandle, "HANDLE")
         try graph.setDescriptors(CUDNNCode.graphOperations, operations, "OPS (\(operations.count))")
@@ -335,15 +336,16 @@ final class CUDNNGraphBuilder {
             api.backendGet(heuristics.raw, CUDNNCode.heuristicsResults, CUDNNCode.typeBackendDescriptor, available, &returned, &raws),
             "GetAttribute(engine heuristics.RESULTS)")
         var failures: [String] = []
-        var built: [(plan: BackendDescriptor, workspace: Int, engineIndex: Int)] = []
+        var built: [(plan: BackendDescriptor, workspace: Int, engineIndex: Int, finalizeSeconds: Double)] = []
         for (index, config) in configs.prefix(Int(returned)).enumerated() where built.count < limit {
             do {
+                let started = DispatchTime.now().uptimeNanoseconds
                 let plan = try make(CUDNNCode.executionPlanDescriptor, "execution plan \(index)")
                 try plan.setHandle(CUDNNCode.planHandle, "HANDLE")
                 try plan.setDescriptors(CUDNNCode.planEngineConfig, [config], "ENGINE_CONFIG")
                 try plan.finalize()
                 let workspace = try plan.int64(CUDNNCode.planWorkspaceSize, "WORKSPACE_SIZE")
-                built.append((plan, Int(workspace), index))
+                built.append((plan, Int(workspace), index, Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9))
             } catch {
                 failures.append("config \(index): \(error)")
             }
