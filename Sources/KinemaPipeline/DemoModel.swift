@@ -9,7 +9,9 @@ import KinemaCore
 //     distill/                          the 4-step student: config.json + diffusion_pytorch_model.safetensors
 //       lightx2v_config.json            step-distill settings (denoising_step_list, no CFG, size)
 //
-// `kinema generate` without --model runs the student with its config. Where the folder is looked for, first
+// `kinema generate` without --model runs the student with its config, or the base model with its defaults
+// when the folder has no distill/ (a bundle ships the student only once it passes the meaning test, see
+// tools/demo-model/STATUS.md). Where the folder is looked for, first
 // hit wins: $KINEMA_DEMO_MODEL; `kinema-demo/` and `models/kinema-demo/` beside the executable and in each of
 // its parent folders (covers a copied binary and `.build/<config>/kinema` inside the checkout); the same
 // under the current directory and its parents.
@@ -33,6 +35,15 @@ public struct DemoModel: Sendable, Equatable {
     }
 
     public init(folder: String) { self.folder = folder }
+
+    /// Whether the folder has the 4-step student (distill/ with its transformer).
+    public var hasStudent: Bool {
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: studentTransformer, isDirectory: &isDirectory) && isDirectory.boolValue
+    }
+
+    /// What `kinema generate` runs without --model: the student when the folder has one, else the base model.
+    public var defaultVariant: Variant { hasStudent ? .student : .base }
 
     /// The model folder with the variant's transformer.
     public func modelFolder(_ variant: Variant) throws -> WanModelFolder {
@@ -63,7 +74,7 @@ public struct DemoModel: Sendable, Equatable {
             guard isDemoFolder(configured) else {
                 throw KinemaError.io(
                     path: configured,
-                    reason: "KINEMA_DEMO_MODEL does not name a demo model folder (expected model_index.json and distill/)")
+                    reason: "KINEMA_DEMO_MODEL does not name a demo model folder (expected model_index.json and kinema_defaults.json)")
             }
             return DemoModel(folder: configured)
         }
@@ -100,10 +111,10 @@ public struct DemoModel: Sendable, Equatable {
         return paths
     }
 
+    /// A diffusers pipeline folder with its own sampling defaults (what the demo export writes); the student is optional.
     static func isDemoFolder(_ path: String) -> Bool {
-        var isDirectory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path + "/model_index.json")
-            && FileManager.default.fileExists(atPath: path + "/distill", isDirectory: &isDirectory) && isDirectory.boolValue
+        FileManager.default.fileExists(atPath: path + "/model_index.json")
+            && FileManager.default.fileExists(atPath: path + "/kinema_defaults.json")
     }
 
     static func absolute(_ path: String, from directory: String) -> String {

@@ -13,7 +13,7 @@ struct Generate: ParsableCommand {
             Wan folder (config.json, diffusion_pytorch_model*.safetensors, models_t5_umt5-xxl-enc-bf16.pth, \
             Wan2.1_VAE.pth, google/umt5-xxl/). --transformer replaces the DiT with a single file such as LightX2V's \
             4-step distilled model. Without --model, the bundled demo model (models/kinema-demo, or \
-            $KINEMA_DEMO_MODEL) runs with its 4-step student. A folder's kinema_defaults.json sets its own defaults. \
+            $KINEMA_DEMO_MODEL) runs: its 4-step student where the bundle has one, else its base model. A folder's kinema_defaults.json sets its own defaults. \
             The output format follows the extension: .gif, .png (numbered frames), .apng, \
             .y4m, .mp4 (needs ffmpeg). Command-line values override --config, which overrides the defaults. \
             Image-to-video (Wan2.1-I2V models, which add image_encoder/ + image_processor/ or \
@@ -102,10 +102,14 @@ struct Generate: ParsableCommand {
                         "--image needs an image-to-video model: pass --model with a Wan2.1 I2V or FLF2V folder (the bundled demo model is text-to-video)")
                 }
                 let demo = try DemoModel.locate(executable: executablePath(), currentDirectory: FileManager.default.currentDirectoryPath)
-                note("model: bundled demo model \(demo.folder) (4-step student)")
                 modelPath = demo.folder
-                transformerPath = transformer ?? demo.studentTransformer
-                configPath = config ?? demo.studentConfig
+                if demo.defaultVariant == .student {
+                    note("model: bundled demo model \(demo.folder) (4-step student)")
+                    transformerPath = transformer ?? demo.studentTransformer
+                    configPath = config ?? demo.studentConfig
+                } else {
+                    note("model: bundled demo model \(demo.folder) (base model, its default steps with CFG; this bundle has no 4-step student)")
+                }
             }
             let folder = try WanModelFolder.locate(modelPath ?? "", transformerOverride: transformerPath)
             let configs = [folder.defaultsConfig, configPath].compactMap { $0 }

@@ -19,9 +19,27 @@ final class DemoModelTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: scratch)
     }
 
-    func makeDemoFolder(_ path: String) throws {
-        try FileManager.default.createDirectory(atPath: path + "/distill", withIntermediateDirectories: true)
+    func makeDemoFolder(_ path: String, student: Bool = true) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        if student { try FileManager.default.createDirectory(atPath: path + "/distill", withIntermediateDirectories: true) }
         XCTAssertTrue(FileManager.default.createFile(atPath: path + "/model_index.json", contents: Data("{}".utf8)))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path + "/kinema_defaults.json", contents: Data("{}".utf8)))
+    }
+
+    func testDefaultVariantIsTheStudentOnlyWhereTheBundleHasOne() throws {
+        try makeDemoFolder(scratch + "/with/kinema-demo")
+        try makeDemoFolder(scratch + "/without/kinema-demo", student: false)
+        let env = RuntimeOptions(environment: [:])
+        let with = try DemoModel.locate(executable: nil, currentDirectory: scratch + "/with", environment: env)
+        XCTAssertTrue(with.hasStudent)
+        XCTAssertEqual(with.defaultVariant, .student)
+        let without = try DemoModel.locate(executable: nil, currentDirectory: scratch + "/without", environment: env)
+        XCTAssertFalse(without.hasStudent)
+        XCTAssertEqual(without.defaultVariant, .base)
+        // A folder with model_index.json alone (any diffusers pipeline) is not taken for the demo model.
+        try FileManager.default.createDirectory(atPath: scratch + "/plain/kinema-demo", withIntermediateDirectories: true)
+        XCTAssertTrue(FileManager.default.createFile(atPath: scratch + "/plain/kinema-demo/model_index.json", contents: Data("{}".utf8)))
+        XCTAssertThrowsError(try DemoModel.locate(executable: nil, currentDirectory: scratch + "/plain", environment: env))
     }
 
     func testFoundInTheSourceTreeAboveTheBuildFolder() throws {
