@@ -88,7 +88,7 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     static let workspaceLimit = 2 << 30
     /// Plans timed per new problem (KINEMA_CUDNN_CANDIDATES overrides: 1 takes heuristics' first plan untimed,
     /// for measuring what the choice costs on a first call against what it gains per call).
-    static let candidates = ProcessInfo.processInfo.environment["KINEMA_CUDNN_CANDIDATES"].flatMap(Int.init).map { max(1, $0) } ?? 4
+    static let candidates = RuntimeOptions.current.cudnnPlanCandidates
 
     init(api: CUDNN) { self.api = api }
 

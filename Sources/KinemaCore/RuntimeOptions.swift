@@ -26,6 +26,9 @@ public struct RuntimeOptions: Sendable {
     public var attentionEngine: String?
     /// conv3d implementation on CUDA (KINEMA_CONV): auto, cudnn or kinema, as for attention.
     public var convolutionEngine: String?
+    /// cuDNN graph-API conv plans finalized and timed per new problem (KINEMA_CUDNN_CANDIDATES, ≥ 1; default 4).
+    /// 1: heuristics' first plan, untimed — for weighing the first call's cost against the choice's gain.
+    public var cudnnPlanCandidates: Int
     /// KINEMA_FUSED=0/off: the CUDA backend runs the DiT's fused passes (GEMM epilogues, LayerNorm +
     /// modulation, gated residual, RMSNorm + RoPE) as their unfused compositions — for A/B timing and as a
     /// fallback. Default: fused.
@@ -52,6 +55,7 @@ public struct RuntimeOptions: Sendable {
         demoModel = environment["KINEMA_DEMO_MODEL"].flatMap { $0.isEmpty ? nil : $0 }
         attentionEngine = environment["KINEMA_ATTENTION"].flatMap { $0.isEmpty ? nil : $0 }
         convolutionEngine = environment["KINEMA_CONV"].flatMap { $0.isEmpty ? nil : $0 }
+        cudnnPlanCandidates = environment["KINEMA_CUDNN_CANDIDATES"].flatMap(Int.init).map { max(1, $0) } ?? 4
         fusedPasses = !["0", "off", "false", "no"].contains((environment["KINEMA_FUSED"] ?? "").lowercased())
         executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
     }

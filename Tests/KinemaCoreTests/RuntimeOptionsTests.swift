@@ -22,6 +22,9 @@ final class RuntimeOptionsTests: XCTestCase {
         XCTAssertEqual(options.executableSearchPath, ["/a", "/b"])
         XCTAssertEqual(RuntimeOptions(environment: ["KINEMA_THREADS": "0", "HOME": "/h"]).threads, 1)
         XCTAssertEqual(RuntimeOptions(environment: ["HOME": "/h"]).kernelCacheDirectory, "/h/.cache/kinema/kernels")
+        XCTAssertEqual(RuntimeOptions(environment: [:]).cudnnPlanCandidates, 4)
+        XCTAssertEqual(RuntimeOptions(environment: ["KINEMA_CUDNN_CANDIDATES": "1"]).cudnnPlanCandidates, 1)
+        XCTAssertEqual(RuntimeOptions(environment: ["KINEMA_CUDNN_CANDIDATES": "0"]).cudnnPlanCandidates, 1)
     }
 
     func testFusedPassesSwitch() {
