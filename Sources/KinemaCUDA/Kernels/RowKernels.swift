@@ -7,7 +7,7 @@ import KinemaCore
 enum RowKernels {
     /// The warp-per-row RMSNorm variants: (widest row, rows a warp holds at once, kernel name).
     static let warpRowVariants: [(width: Int, rowsPerWarp: Int, name: String)] = [
-        (128, 4, "kinema_rms_norm_warp_rows_128"), (256, 4, "kinema_rms_norm_warp_rows_256"), (512, 2, "kinema_rms_norm_warp_rows_512"),
+        (128, 1, "kinema_rms_norm_warp_rows_128"), (256, 1, "kinema_rms_norm_warp_rows_256"), (512, 1, "kinema_rms_norm_warp_rows_512"),
     ]
 
     static func norms(_ dtype: DType) -> String {
@@ -54,10 +54,10 @@ enum RowKernels {
         }
         // One warp per row of D ≤ 32 · V: lane l holds elements l, l + 32, … of R rows at once in registers (one
         // read of each row, every warp load a coalesced run), the sums of squares by shuffles, no block barrier.
-        // R rows per warp keep R times the bytes in flight: one row of the VAE's C = 96 is only 192 bytes, and
-        // one row at a time left the kernel several times below the memory bandwidth (141 ms for the 480p
-        // decode's norms, H100). Warps stride over row groups; row indices are uniform across the warp, so
-        // every shuffle is full.
+        // R rows per warp keep R times the bytes in flight. Measured on the H100 (480p decode's 630 norms): one
+        // row a warp 141 ms, R = 4 / 4 / 2 170 ms — slower, so every variant takes R = 1 until a profile of the
+        // two side by side says why (docs/PERF.md, fifth session). Warps stride over row groups; row indices are
+        // uniform across the warp, so every shuffle is full.
         template <int V, int R>
         __device__ __forceinline__ void rms_norm_warp_rows(
             const T_T* x, T_T* out, long long rows, int D, const float* w, float eps, int silu) {
@@ -100,18 +100,18 @@ enum RowKernels {
                 }
             }
         }
-        // D ≤ 128, ≤ 256, ≤ 512: four, four and two rows per warp (32 values a lane at most).
+        // D ≤ 128, ≤ 256, ≤ 512: one row a warp (R must match warpRowVariants' rowsPerWarp: the launch's grid).
         extern "C" __global__ void __launch_bounds__(256) kinema_rms_norm_warp_rows_128(
             const T_T* x, T_T* out, long long rows, int D, const float* w, float eps, int silu) {
-            rms_norm_warp_rows<4, 4>(x, out, rows, D, w, eps, silu);
+            rms_norm_warp_rows<4, 1>(x, out, rows, D, w, eps, silu);
         }
         extern "C" __global__ void __launch_bounds__(256) kinema_rms_norm_warp_rows_256(
             const T_T* x, T_T* out, long long rows, int D, const float* w, float eps, int silu) {
-            rms_norm_warp_rows<8, 4>(x, out, rows, D, w, eps, silu);
+            rms_norm_warp_rows<8, 1>(x, out, rows, D, w, eps, silu);
         }
         extern "C" __global__ void __launch_bounds__(256) kinema_rms_norm_warp_rows_512(
             const T_T* x, T_T* out, long long rows, int D, const float* w, float eps, int silu) {
-            rms_norm_warp_rows<16, 2>(x, out, rows, D, w, eps, silu);
+            rms_norm_warp_rows<16, 1>(x, out, rows, D, w, eps, silu);
         }
         extern "C" __global__ void kinema_softmax(const T_T* x, T_T* out, int D) {
             __shared__ float scratch[32];
