@@ -5,6 +5,7 @@
 #   dit14  14B DiT forward at 480×832×81
 #   dit14-720  14B DiT forward at 720×1280×81 (75,600 tokens)
 #   vae    VAE decode, 21 latent frames → 81×480×832, with the per-kernel profile
+#   vae-first-use  the first decode of a fresh process, three ways (kernel cache cold / warm, 4 / 1 cuDNN candidates)
 #   pipe   whole 4-step text-to-video at 1.3B shapes (umT5-XXL encode + 4 UniPC steps, no CFG + decode),
 #          and the umT5-XXL encode of a 512-token prompt
 # Each part runs Kinema then the diffusers baseline under its own time limit; logs and JSON go to $OUT.
@@ -37,6 +38,21 @@ for part in "${parts[@]}"; do
         KINEMA_FUSED=0 timeout 90 $K bench --shape 1.3b --frames 21 --height 60 --width 104 --device cuda --precision bf16 \
             --warmup 1 --iterations 3 --json "$OUT/k-dit13-unfused.json" > "$OUT/k-dit13-unfused.log" 2>&1
         grep -hE "median" "$OUT/k-dit13-unfused.log" | sed 's/^/unfused: /' ;;
+    vae-first-use)
+        # Where a fresh process's first decode goes (49.5 s on 2026-11-27): NVRTC into an empty kernel cache, then
+        # cuDNN's plan finalize per conv problem (each plan line lists its candidates' finalize ms). Three runs: cold
+        # kernel cache with 4 candidates; warm cache, 4 candidates; warm cache, heuristics' first plan only.
+        rm -rf /tmp/kinema-kernel-cache-first-use
+        for run in "cold 4" "warm 4" "warm 1"; do
+            set -- $run
+            KINEMA_KERNEL_CACHE=/tmp/kinema-kernel-cache-first-use KINEMA_CUDNN_CANDIDATES=$2 timeout 150 $K bench --vae \
+                --frames 81 --height 480 --width 832 --device cuda --precision bf16 --warmup 1 --iterations 2 \
+                > "$OUT/k-vae-first-use-$1-$2.log" 2>&1
+            echo "first use ($1 kernel cache, $2 candidates): $(grep -h 'warm-up' "$OUT/k-vae-first-use-$1-$2.log")" \
+                "$(grep -h 'median' "$OUT/k-vae-first-use-$1-$2.log")"
+            grep -ho 'finalize [0-9/]* ms' "$OUT/k-vae-first-use-$1-$2.log" | tr -dc '0-9/\n' | tr '/' '\n' \
+                | awk '{ s += $1 } END { printf "  cuDNN finalize total: %.1f s\n", s / 1000 }'
+        done ;;
     dit14)
         timeout 150 $K bench --shape 14b --frames 21 --height 60 --width 104 --device cuda --precision bf16 --warmup 1 \
             --iterations 2 --json "$OUT/k-dit14.json" > "$OUT/k-dit14.log" 2>&1
