@@ -79,4 +79,6 @@ for part in "${parts[@]}"; do
 done
 grep -h -A 14 "per-kernel" "$OUT/k-dit13.log" 2>/dev/null
 grep -h -A 12 "per-kernel" "$OUT/k-vae.log" 2>/dev/null
+# Issue 7's table from this call's JSON files (GEMM_TFLOPS=<the card's measured bf16 rate> adds the MFU row).
+python3 scripts/bench/targets_table.py "$OUT" ${GEMM_TFLOPS:+--gemm-tflops "$GEMM_TFLOPS"} | tee "$OUT/targets.md"
 tar -czf "$FINAL_OUT/perf.tar.gz" -C "$OUT" .
