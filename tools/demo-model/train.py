@@ -53,8 +53,9 @@ FULL = dict(
              freq_dim=256, ffn_dim=576, num_layers=6, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
              eps=1e-6, image_dim=None, added_kv_proj_dim=None, rope_max_seq_len=1024, pos_embed_seq_len=None),
     flow_shift=3.0, vae_batch=16, vae_lr=5e-4, vae_clip_lr=2e-4, dit_batch=128, dit_lr=3e-4, dit_decay=1.0, bank=8192, bank_refresh=64, refresh_every=32,
-    teacher_pairs=8192, teacher_steps=25, teacher_guidance=4.0, teacher_batch=512,
-    distill_batch=64, distill_lr=5e-5, base_steps=20, base_guidance=4.0, stats_clips=512, fps=8,
+    # CFG 2 for the base and its teacher pairs: at 4 the squares' corners round off (guidance_sweep.py: 39 → 45/48).
+    teacher_pairs=8192, teacher_steps=25, teacher_guidance=2.0, teacher_batch=512,
+    distill_batch=64, distill_lr=5e-5, base_steps=20, base_guidance=2.0, stats_clips=512, fps=8,
     # Speed (fast_dit.py, parallel.py): dit_compact 1 trains on the compact text context (the same function as
     # the 512-token padding; 0: the padded context itself), dit_compile 1 wraps the training module in
     # torch.compile (compile time counts against the call), dit_profile N logs the top ops of N profiled steps.
