@@ -214,8 +214,3 @@ public struct SyntheticWeights {
         return try Tensor(values, shape: shape, dtype: dtype.isFloatingPoint ? dtype : .f32)
     }
 }
-
-private struct SendablePointer: @unchecked Sendable {
-    let pointer: UnsafeMutablePointer<Float>
-    init(_ pointer: UnsafeMutablePointer<Float>) { self.pointer = pointer }
-}

@@ -52,8 +52,7 @@ public struct GenerationSettings: Sendable, Equatable {
 /// Seeded initial noise: standard normal f32 from SplitMix64 + Box–Muller, in row-major order of the latent
 /// shape. (Not torch's generator: pass `latents` explicitly to reproduce another implementation's start.)
 public func initialNoise(shape: [Int], seed: UInt64) throws -> Tensor {
-    var generator = SplitMix64(seed: seed)
-    return try Tensor(generator.normals(shape.reduce(1, *)), shape: shape)
+    try Tensor(SplitMix64.normals(seed: seed, count: shape.reduce(1, *), threads: RuntimeOptions.current.threads), shape: shape)
 }
 
 /// The loaded parts of a Wan text-to-video (or image-to-video) model.
