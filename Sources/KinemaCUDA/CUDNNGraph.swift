@@ -312,7 +312,9 @@ final class CUDNNGraphBuilder {
     /// Up to `limit` execution plans, in heuristics mode A's order, that finalize (to time them against
     /// each other); throws when none does.
     /// finalizeSeconds: host wall time of the plan's finalize (a runtime-fusion engine compiles its kernel there).
-    func plans(limit: Int) throws -> [(plan: BackendDescriptor, workspace: Int, engineIndex: Int, finalizeSeconds: Double)] {
+    /// Plans needing more than `maxWorkspace` bytes are finalized (to learn their size) but neither returned nor
+    /// counted towards `limit`.
+    func plans(limit: Int, maxWorkspace: Int = .max) throws -> [(plan: BackendDescriptor, workspace: Int, engineIndex: Int, finalizeSeconds: Double)] {
         let graph = try make(CUDNNCode.operationGraphDescriptor, "operation graph")
         try graph.setHandle(CUDNNCode.graphHandle, "HANDLE")
         try graph.setDescriptors(CUDNNCode.graphOperations, operations, "OPS (\(operations.count))")
@@ -344,8 +346,12 @@ final class CUDNNGraphBuilder {
                 try plan.setHandle(CUDNNCode.planHandle, "HANDLE")
                 try plan.setDescriptors(CUDNNCode.planEngineConfig, [config], "ENGINE_CONFIG")
                 try plan.finalize()
-                let workspace = try plan.int64(CUDNNCode.planWorkspaceSize, "WORKSPACE_SIZE")
-                built.append((plan, Int(workspace), index, Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9))
+                let workspace = Int(try plan.int64(CUDNNCode.planWorkspaceSize, "WORKSPACE_SIZE"))
+                guard workspace <= maxWorkspace else {
+                    failures.append("config \(index): needs \(workspace >> 20) MiB of workspace, over the \(maxWorkspace >> 20) MiB limit")
+                    continue
+                }
+                built.append((plan, workspace, index, Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9))
             } catch {
                 failures.append("config \(index): \(error)")
             }

@@ -55,11 +55,14 @@ def main() -> None:
     lines.append(row("Wan2.1 14B DiT forward, 720×1280×81", k720, d720, 0.70))
 
     kv, dv = load(f, "k-vae.json"), load(f, "d-vae.json")
-    if kv and dv:
-        ours_peak, theirs_peak = kv["peakDeviceBytes"] / GIB, dv["vae_peak_memory_gib"]
+    if kv and dv and "medianSeconds" in kv and "vae_decode_median_s" in dv:
+        # A missing peak (the JSON omits nil fields) counts as not met: the target is time and memory.
+        ours_peak = kv["peakDeviceBytes"] / GIB if "peakDeviceBytes" in kv else None
+        theirs_peak = dv.get("vae_peak_memory_gib")
+        known = ours_peak is not None and theirs_peak is not None
         lines.append(row("Wan VAE decode, 21 → 81 frames at 480×832", kv["medianSeconds"], dv["vae_decode_median_s"], 0.50,
-                         extra_ok=ours_peak <= theirs_peak,
-                         note=f", peak {ours_peak:.2f} vs {theirs_peak:.2f} GiB"))
+                         extra_ok=known and ours_peak <= theirs_peak,
+                         note=f", peak {ours_peak:.2f} vs {theirs_peak:.2f} GiB" if known else ", peak not reported"))
     else:
         lines.append(row("Wan VAE decode, 21 → 81 frames at 480×832", None, None, 0.50))
 
@@ -69,7 +72,7 @@ def main() -> None:
     lines.append(row("4-step text-to-video, 1.3B shapes, whole pipeline", (kp or {}).get("medianSeconds"),
                      (dp or {}).get("pipeline_median_s"), 0.6))
 
-    if k14json and args.gemm_tflops:
+    if k14json and "achievedGFLOPS" in k14json and args.gemm_tflops:
         achieved = k14json["achievedGFLOPS"] / 1e3
         share = achieved / args.gemm_tflops
         lines.append(f"| 14B forward MFU | {achieved:.0f} TFLOP/s | card {args.gemm_tflops:.0f} TFLOP/s | {share:.0%} | ≥ 60% | "

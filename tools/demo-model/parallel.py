@@ -83,10 +83,16 @@ def mean(value: torch.Tensor) -> torch.Tensor:
     return total(value) / WORLD
 
 
-def all_agree_to_continue(seconds_left: float, reserve: float, device: torch.device) -> bool:
-    """True while every rank has more than `reserve` seconds left (one small all-reduce + host sync)."""
+def min_seconds_left(seconds_left: float, device: torch.device) -> float:
+    """The least time any rank has left (one small all-reduce + host sync): one value every rank agrees on, for
+    stopping together and for time-based learning-rate schedules that must not differ between replicas."""
     if not active():
-        return seconds_left > reserve
+        return seconds_left
     t = torch.tensor([seconds_left], device=device, dtype=torch.float64)
     dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return t.item() > reserve
+    return t.item()
+
+
+def all_agree_to_continue(seconds_left: float, reserve: float, device: torch.device) -> bool:
+    """True while every rank has more than `reserve` seconds left."""
+    return min_seconds_left(seconds_left, device) > reserve

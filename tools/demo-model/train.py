@@ -43,7 +43,7 @@ STEP_LIST = [1000, 750, 500, 250]  # the step-distill sampler's denoising_step_l
 
 FULL = dict(
     frames=17, size=128, vae_frames=17, vae_image_share=0.5, vae_image_batch=96, vae_eval_every=250, vae_temporal_init=1,
-    vae_object_weight=32, vae_edge_weight=0,
+    vae_object_weight=32, vae_edge_weight=0.0,
     vae=dict(base_dim=16, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=1, attn_scales=[],
              temperal_downsample=[False, True, True], dropout=0.0),
     text=dict(d_model=128, d_kv=32, d_ff=256, num_layers=2, num_heads=4, relative_attention_num_buckets=32,
@@ -66,6 +66,7 @@ SMOKE = dict(
     vae=dict(FULL["vae"], base_dim=4),
     text=dict(FULL["text"], d_model=16, d_kv=8, d_ff=32, num_layers=1, num_heads=2),
     dit=dict(FULL["dit"], num_attention_heads=2, attention_head_dim=12, ffn_dim=32, num_layers=1),
+    vae_edge_weight=1.0, dit_decay=0.5,  # so --smoke runs the outline weight and the decayed schedule too
     vae_batch=2, dit_batch=4, bank=16, bank_refresh=2, refresh_every=1, teacher_pairs=8, teacher_steps=3, teacher_batch=4,
     distill_batch=4, base_steps=3, stats_clips=4,
 )
@@ -545,7 +546,7 @@ def stage_dit(args, cfg, device, budget: Budget):
     last_save, t0 = time.time(), time.time()
     loss_sum, loss_count = torch.zeros((), device=device), 0  # read at log time only: .item() syncs
     profiler = StepProfiler(cfg["dit_profile"], device, "dit")
-    stage_seconds = max(1e-6, budget.left() - 15)
+    stage_seconds = max(1e-6, parallel.min_seconds_left(budget.left(), device) - 15)  # the same on every rank
     dit.train()
     encoder.train()
 
@@ -555,17 +556,20 @@ def stage_dit(args, cfg, device, budget: Budget):
                             ema_dit=compact(ema_dit.state_dict()), ema_encoder=compact(ema_enc.state_dict()), step=step,
                             config=cfg))
 
+    left = stage_seconds + 15
     while step < max_steps:
-        # One rank: the budget every step (host only). Several: they agree every 10 steps (an all-reduce).
-        if (not parallel.active() or (step - resumed_at) % 10 == 0) and \
-                not parallel.all_agree_to_continue(budget.left(), 15, device):
-            break
+        # One rank: the budget every step (host only). Several: they agree every 10 steps (an all-reduce), and the
+        # agreed time left also drives the decay below, so every replica uses the same learning rate.
+        if not parallel.active() or (step - resumed_at) % 10 == 0:
+            left = parallel.min_seconds_left(budget.left(), device)
+            if left <= 15:
+                break
         # Re-warm after every resume: the optimizer state is not carried between calls (size). With dit_decay < 1
         # the rate falls by a half cosine to dit_decay × dit_lr over this stage's budget (a last stretch that
         # settles the fine detail); 1 keeps it flat for runs that continue in a later call.
         lr = warmup_lr(step - resumed_at, cfg["dit_lr"], 300 if resumed_at == 0 else 100)
         if cfg["dit_decay"] < 1:
-            lr *= cosine_decay(1 - (budget.left() - 15) / stage_seconds, cfg["dit_decay"])
+            lr *= cosine_decay(1 - (left - 15) / stage_seconds, cfg["dit_decay"])
         for group in opt.param_groups:
             group["lr"] = lr
         if step % cfg["refresh_every"] == 0:
