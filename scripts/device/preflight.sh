@@ -12,6 +12,9 @@ trap 'rm -f "$K" /tmp/kinema-preflight.gif' EXIT
 gunzip -c .device/kinema.gz > "$K" && chmod +x "$K"
 "$K" generate --model Tests/Fixtures/wan_pipeline/diffusers --prompt "a red circle moving right" --frames 9 --height 32 --width 32 \
     --steps 4 --output /tmp/kinema-preflight.gif | tail -1
+# 17×256×256: a latent of 81,920 values, so the seeded noise takes its parallel path (SplitMix64.normals(seed:count:threads:)).
+"$K" generate --model Tests/Fixtures/wan_pipeline/diffusers --prompt "a red circle moving right" --frames 17 --height 256 --width 256 \
+    --steps 2 --seed 5 --output /tmp/kinema-preflight.gif | tail -1
 for precision in bf16 f32; do
     "$K" bench --vae --frames 5 --height 128 --width 128 --device cpu --precision $precision --warmup 0 --iterations 1 | grep median
 done
