@@ -75,7 +75,9 @@ struct NVRTCAPI: @unchecked Sendable {
         guard nvrtcGetProgramLogSize(program, &size) == 0, size > 1 else { return "(empty log)" }
         var buffer = [CChar](repeating: 0, count: size)
         _ = nvrtcGetProgramLog(program, &buffer)
-        return String(cString: buffer)
+        // The log is NUL-terminated within `size` bytes: decode up to the terminator.
+        let bytes = buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     private func errorText(_ code: Int32) -> String {

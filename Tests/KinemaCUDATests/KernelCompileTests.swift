@@ -84,4 +84,15 @@ final class KernelCompileTests: XCTestCase {
         XCTAssertTrue(failures.isEmpty, "\(failures.count) kernel sources failed to compile:\n" + failures.joined(separator: "\n\n"))
         print("compiled \(compiled.count) kernel sources with NVRTC \(nvrtc.version)")
     }
+
+    /// A source that does not compile gives an error carrying NVRTC's log (which names the culprit), not a crash.
+    func testCompileErrorCarriesTheLog() throws {
+        let nvrtc = try openNVRTC()
+        let source = "extern \"C\" __global__ void broken(float* x) { x[0] = undeclared_name_42; }\n"
+        XCTAssertThrowsError(try nvrtc.compile(source: source, name: "broken.cu", options: ["--gpu-architecture=sm_80"])) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("undeclared_name_42"), text)
+            XCTAssertFalse(text.contains("\u{0}"), "the log is cut at its terminator")
+        }
+    }
 }
