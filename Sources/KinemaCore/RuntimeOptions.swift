@@ -29,6 +29,8 @@ public struct RuntimeOptions: Sendable {
     /// cuDNN graph-API conv plans finalized and timed per new problem (KINEMA_CUDNN_CANDIDATES, ≥ 1; default 4).
     /// 1: heuristics' first plan, untimed — for weighing the first call's cost against the choice's gain.
     public var cudnnPlanCandidates: Int
+    /// KINEMA_DOCTOR_TRACE=1: `kinema doctor` names each check on stderr as it starts.
+    public var doctorTrace: Bool
     /// KINEMA_FUSED=0/off: the CUDA backend runs the DiT's fused passes (GEMM epilogues, LayerNorm +
     /// modulation, gated residual, RMSNorm + RoPE) as their unfused compositions — for A/B timing and as a
     /// fallback. Default: fused.
@@ -56,6 +58,7 @@ public struct RuntimeOptions: Sendable {
         attentionEngine = environment["KINEMA_ATTENTION"].flatMap { $0.isEmpty ? nil : $0 }
         convolutionEngine = environment["KINEMA_CONV"].flatMap { $0.isEmpty ? nil : $0 }
         cudnnPlanCandidates = environment["KINEMA_CUDNN_CANDIDATES"].flatMap(Int.init).map { max(1, $0) } ?? 4
+        doctorTrace = environment["KINEMA_DOCTOR_TRACE"].map { !$0.isEmpty && $0 != "0" } ?? false
         fusedPasses = !["0", "off", "false", "no"].contains((environment["KINEMA_FUSED"] ?? "").lowercased())
         executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
     }

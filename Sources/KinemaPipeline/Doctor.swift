@@ -86,7 +86,7 @@ public enum Doctor {
 /// `KINEMA_DOCTOR_TRACE=1`: each check's name on stderr (unbuffered) as it starts, so a check that takes the
 /// process down (a crash inside a library) is named even though the report is printed only at the end.
 enum DoctorTrace {
-    static let enabled = ProcessInfo.processInfo.environment["KINEMA_DOCTOR_TRACE"].map { !$0.isEmpty && $0 != "0" } ?? false
+    static let enabled = RuntimeOptions.current.doctorTrace
 
     static func begin(_ name: String) {
         guard enabled else { return }

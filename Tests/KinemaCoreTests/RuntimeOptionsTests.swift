@@ -25,6 +25,9 @@ final class RuntimeOptionsTests: XCTestCase {
         XCTAssertEqual(RuntimeOptions(environment: [:]).cudnnPlanCandidates, 4)
         XCTAssertEqual(RuntimeOptions(environment: ["KINEMA_CUDNN_CANDIDATES": "1"]).cudnnPlanCandidates, 1)
         XCTAssertEqual(RuntimeOptions(environment: ["KINEMA_CUDNN_CANDIDATES": "0"]).cudnnPlanCandidates, 1)
+        XCTAssertFalse(RuntimeOptions(environment: [:]).doctorTrace)
+        XCTAssertFalse(RuntimeOptions(environment: ["KINEMA_DOCTOR_TRACE": "0"]).doctorTrace)
+        XCTAssertTrue(RuntimeOptions(environment: ["KINEMA_DOCTOR_TRACE": "1"]).doctorTrace)
     }
 
     func testFusedPassesSwitch() {
