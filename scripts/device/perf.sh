@@ -42,8 +42,10 @@ for part in "${parts[@]}"; do
         # Where a fresh process's first decode goes (49.5 s on 2026-11-27): NVRTC into an empty kernel cache, then
         # cuDNN's plan choice per conv problem (each plan line: setup ms, and its candidates' finalize ms). Three runs: cold
         # kernel cache with 4 candidates; warm cache, 4 candidates; warm cache, heuristics' first plan only.
+        # FIRST_USE_RUNS picks fewer, e.g. "cold 4,warm 1" (the cold run's plan lines alone split NVRTC from cuDNN).
         rm -rf /tmp/kinema-kernel-cache-first-use
-        for run in "cold 4" "warm 4" "warm 1"; do
+        IFS=, read -ra first_use_runs <<< "${FIRST_USE_RUNS:-cold 4,warm 4,warm 1}"
+        for run in "${first_use_runs[@]}"; do
             set -- $run
             KINEMA_KERNEL_CACHE=/tmp/kinema-kernel-cache-first-use KINEMA_CUDNN_CANDIDATES=$2 timeout 150 $K bench --vae \
                 --frames 81 --height 480 --width 832 --device cuda --precision bf16 --warmup 1 --iterations 2 \
