@@ -103,6 +103,13 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         return host
     }
 
+    /// Overlapped downloads through the context's pinned ring; copies made at once while another queue holds it.
+    public func makeHostDownloadQueue() throws -> any HostDownloadQueue {
+        try context.makeCurrent()
+        guard let ring = context.downloadRing, ring.owner.try() else { return ImmediateHostDownloads(backend: self) }
+        return CUDAHostDownloads(context: context, ring: ring)
+    }
+
     private func hostContiguous(_ x: Tensor) throws -> Tensor {
         let out = try Tensor.zeros(x.shape, dtype: x.dtype)
         let size = x.dtype.byteSize

@@ -28,13 +28,18 @@ public final class CUDAContext: @unchecked Sendable {
         Result { try CUDNNConvolution(api: api) }
     }
     /// cuDNN graph-API convolutions on channels-last tensors (plan cache), when cuDNN loaded.
-    private(set) lazy var cudnnChannelsLast: Result<CUDNNChannelsLastConvolution, any Error> = cudnn.map {
-        CUDNNChannelsLastConvolution(api: $0)
+    private(set) lazy var cudnnChannelsLast: Result<CUDNNChannelsLastConvolution, any Error> = cudnn.map { api in
+        let environment = "kinema \(KinemaEngine.version), cuDNN \(api.version), driver \(driverVersion), \(name) sm_\(computeCapability.0)\(computeCapability.1)"
+        return CUDNNChannelsLastConvolution(
+            api: api, memory: CUDNNPlanMemory(folder: RuntimeOptions.current.kernelCacheDirectory, environment: environment))
     }
     let warningLock = NSLock()
     var warnedKeys: Set<String> = []
     /// Pinned double buffer for large host↔device copies (allocated on first use).
     private lazy var staging = PinnedStaging(driver: driver, stream: stream)
+    /// Pinned buffers of the overlapped downloads (CUDAHostDownloads), allocated on first use; nil where
+    /// pinned memory is not available.
+    private(set) lazy var downloadRing: PinnedRing? = PinnedRing(driver: driver)
 
     var profiler: KernelProfiler?
     let profilerLock = NSLock()
@@ -66,7 +71,7 @@ public final class CUDAContext: @unchecked Sendable {
         try driver.check(driver.cuDeviceGet(&device, Int32(ordinal)), "cuDeviceGet")
         var nameBuffer = [CChar](repeating: 0, count: 256)
         try driver.check(driver.cuDeviceGetName(&nameBuffer, 256, device), "cuDeviceGetName")
-        name = String(cString: nameBuffer)
+        name = String(decoding: nameBuffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         func attribute(_ code: Int32) throws -> Int {
             var value: Int32 = 0
             try driver.check(driver.cuDeviceGetAttribute(&value, code, device), "cuDeviceGetAttribute(\(code))")

@@ -17,7 +17,8 @@ import KinemaCore
 // (one warm-up, median of three runs, CUDA events) on the first call's own buffers, and the fastest is kept,
 // as the legacy path times its algorithms: heuristics' first plan need not be the fastest, and timing a few
 // costs milliseconds once per problem. (Finalizing a runtime-fusion plan may compile kernels: the first
-// call of a problem can take much longer than the rest; `kinema cudnn-probe` reports it.)
+// call of a problem can take much longer than the rest; `kinema cudnn-probe` reports it.) The choice is
+// remembered beside the kernel cache (CUDNNPlanMemory): a later process finalizes only the winner.
 
 final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     struct Key: Hashable {
@@ -34,6 +35,12 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         var alignment: [Int]
 
         /// [B, T', H', W', Cout].
+        /// The problem as text, for the plan memory's key.
+        var text: String {
+            "channels-last conv3d x \(input) w \(filter) stride \(stride) padding \(padding) \(dtype.rawValue) bias \(bias) "
+                + "residual \(residual) fusion \(fusion) alignment \(alignment)"
+        }
+
         var output: [Int] {
             var out = [input[0], 0, 0, 0, filter[0]]
             for axis in 0..<3 { out[1 + axis] = (input[1 + axis] + 2 * padding[axis] - filter[1 + axis]) / stride[axis] + 1 }
@@ -90,8 +97,14 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     /// Plans timed per new problem (KINEMA_CUDNN_CANDIDATES overrides: 1 takes heuristics' first plan untimed,
     /// for measuring what the choice costs on a first call against what it gains per call).
     static let candidates = RuntimeOptions.current.cudnnPlanCandidates
+    /// Choices made by earlier processes (nil: none kept). Used only when plans are timed (candidates > 1), so
+    /// KINEMA_CUDNN_CANDIDATES=1 still measures heuristics' first plan.
+    let memory: CUDNNPlanMemory?
 
-    init(api: CUDNN) { self.api = api }
+    init(api: CUDNN, memory: CUDNNPlanMemory? = nil) {
+        self.api = api
+        self.memory = Self.candidates > 1 ? memory : nil
+    }
 
     /// The key of a call. x, w, y (and residual) contiguous channels-last in one float dtype, bias f32 [Cout].
     static func key(_ buffers: Buffers, stride: [Int], padding: [Int], fusion: Bool) -> Key {
@@ -198,8 +211,36 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         }
     }
 
-    /// The fused graph's plan, or the convolution-only graph's when cuDNN has none for the fused one.
+    /// The remembered plan where an earlier process chose one (and it still finalizes within the workspace
+    /// limit), else a new choice, which is then remembered.
     private func build(_ key: Key, buffers: Buffers, context: CUDAContext) throws -> Plan {
+        if let memory, let choice = memory.recall(key.text), choice.fused == false || key.fusion,
+            let plan = try? recalled(key, choice, context: context)
+        {
+            return plan
+        }
+        let plan = try choose(key, buffers: buffers, context: context)
+        memory?.remember(key.text, .init(fused: plan.fused, config: plan.engineIndex))
+        return plan
+    }
+
+    private func recalled(_ key: Key, _ choice: CUDNNPlanMemory.Choice, context: CUDAContext) throws -> Plan {
+        let builder = CUDNNGraphBuilder(api)
+        try lower(key, fused: choice.fused, into: builder)
+        let only = try builder.plans(limit: 1, maxWorkspace: workspaceLimit(context), onlyConfig: choice.config)[0]
+        let plan = Plan(graph: builder, plan: only.plan, workspace: only.workspace, engineIndex: only.engineIndex, fused: choice.fused,
+            chosenBy: "remembered from an earlier process", milliseconds: nil)
+        plan.finalizeSeconds = [only.finalizeSeconds]
+        return plan
+    }
+
+    private func workspaceLimit(_ context: CUDAContext) -> Int {
+        let free = (try? context.memoryInfo().free) ?? 0
+        return min(Self.workspaceLimit, max(0, free / 4))
+    }
+
+    /// The fused graph's plan, or the convolution-only graph's when cuDNN has none for the fused one.
+    private func choose(_ key: Key, buffers: Buffers, context: CUDAContext) throws -> Plan {
         guard key.fusion, key.bias || key.residual else { return try choose(key, fused: false, buffers: buffers, context: context) }
         do {
             return try choose(key, fused: true, buffers: buffers, context: context)
@@ -216,8 +257,7 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     private func choose(_ key: Key, fused: Bool, buffers: Buffers, context: CUDAContext) throws -> Plan {
         let builder = CUDNNGraphBuilder(api)
         try lower(key, fused: fused, into: builder)
-        let free = (try? context.memoryInfo().free) ?? 0
-        let limit = min(Self.workspaceLimit, max(0, free / 4))
+        let limit = workspaceLimit(context)
         // Plans over the workspace limit are skipped without counting, so KINEMA_CUDNN_CANDIDATES=1 still gets a plan
         // that fits where one exists (the error lists each config's reason otherwise).
         let fitting = try builder.plans(limit: Self.candidates, maxWorkspace: limit)

@@ -313,8 +313,10 @@ final class CUDNNGraphBuilder {
     /// each other); throws when none does.
     /// finalizeSeconds: host wall time of the plan's finalize (a runtime-fusion engine compiles its kernel there).
     /// Plans needing more than `maxWorkspace` bytes are finalized (to learn their size) but neither returned nor
-    /// counted towards `limit`.
-    func plans(limit: Int, maxWorkspace: Int = .max) throws -> [(plan: BackendDescriptor, workspace: Int, engineIndex: Int, finalizeSeconds: Double)] {
+    /// counted towards `limit`. `onlyConfig`: finalize that config of heuristics' list alone (a remembered choice).
+    func plans(limit: Int, maxWorkspace: Int = .max, onlyConfig: Int? = nil) throws
+        -> [(plan: BackendDescriptor, workspace: Int, engineIndex: Int, finalizeSeconds: Double)]
+    {
         let graph = try make(CUDNNCode.operationGraphDescriptor, "operation graph")
         try graph.setHandle(CUDNNCode.graphHandle, "HANDLE")
         try graph.setDescriptors(CUDNNCode.graphOperations, operations, "OPS (\(operations.count))")
@@ -339,7 +341,7 @@ final class CUDNNGraphBuilder {
             "GetAttribute(engine heuristics.RESULTS)")
         var failures: [String] = []
         var built: [(plan: BackendDescriptor, workspace: Int, engineIndex: Int, finalizeSeconds: Double)] = []
-        for (index, config) in configs.prefix(Int(returned)).enumerated() where built.count < limit {
+        for (index, config) in configs.prefix(Int(returned)).enumerated() where built.count < limit && (onlyConfig ?? index) == index {
             do {
                 let started = DispatchTime.now().uptimeNanoseconds
                 let plan = try make(CUDNNCode.executionPlanDescriptor, "execution plan \(index)")
@@ -357,6 +359,9 @@ final class CUDNNGraphBuilder {
             }
         }
         if !built.isEmpty { return built }
+        if let onlyConfig, onlyConfig >= Int(returned) {
+            throw KinemaError.unsupported("cuDNN heuristics returned \(returned) engine configs, none at index \(onlyConfig)")
+        }
         throw KinemaError.unsupported(
             "none of cuDNN's \(returned) engine configs finalized: " + failures.prefix(4).joined(separator: "; "))
     }

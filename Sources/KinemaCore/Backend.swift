@@ -123,6 +123,10 @@ public protocol Backend: AnyObject, Sendable {
     /// frames, then this chunk's) built in one buffer instead of a norm and a concatenation. Equals
     /// `composedRMSNorm(after:)`.
     func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool, after prefix: Tensor) throws -> Tensor
+
+    /// A queue of device → host copies that may run while more work is queued (the VAE's frames copied out
+    /// while later frames decode). Default: each copy made at once (`ImmediateHostDownloads`).
+    func makeHostDownloadQueue() throws -> any HostDownloadQueue
 }
 
 extension Backend {

@@ -39,6 +39,30 @@ enum OpConsistency {
             cases.append(Case(name: "cast f32→\(tag)→f32", tolerance: 0) { b in
                 try b.cast(try b.cast(try b.upload(try random([1, 1001], seed: 3)), to: dtype), to: .f32)
             })
+            if dtype == .f32 {
+                // Overlapped downloads (CUDA: pinned ring of 16 MiB slots, worker thread): a 20 MB result of a kernel
+                // still running when it is queued, in two pieces placed in swapped order, the first one split over
+                // two slots; then a small tensor. Equal to the immediate copies of the CPU backend.
+                cases.append(Case(name: "host download queue, pieces across slots", tolerance: 0) { b in
+                    let count = 5_000_000, split = 4_500_000
+                    let x = try b.affine(try b.upload(try random([count], seed: 91)), scale: 0.5, shift: 1)
+                    let small = try b.upload(try random([3, 7], seed: 92))
+                    let out = try Tensor.uninitialized([count + 21], dtype: .f32)
+                    let queue = try b.makeHostDownloadQueue()
+                    do {
+                        try queue.enqueue(x, pieces: [
+                            HostCopyPiece(sourceOffset: 0, destination: out.hostPointer + (count - split) * 4, bytes: split * 4),
+                            HostCopyPiece(sourceOffset: split * 4, destination: out.hostPointer, bytes: (count - split) * 4),
+                        ])
+                        try queue.enqueue(small, pieces: [HostCopyPiece(sourceOffset: 0, destination: out.hostPointer + count * 4, bytes: 84)])
+                    } catch {
+                        try? queue.finish()
+                        throw error
+                    }
+                    try queue.finish()
+                    return out
+                })
+            }
             cases.append(Case(name: "contiguous permuted \(tag)", tolerance: 0) { b in
                 try b.contiguous(try b.upload(x).permuted([2, 0, 1]))
             })

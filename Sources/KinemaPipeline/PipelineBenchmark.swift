@@ -21,7 +21,8 @@ public struct PipelineBenchmarkRequest {
     public var warmup = 1
     public var iterations = 2
     public var maxDeviceMemory: Int?
-    /// After timing, encode the prompt once more with per-kernel GPU timing (CUDA only).
+    /// After timing, encode the prompt once more, and run one more generation, with per-kernel GPU timing
+    /// (CUDA only): the steps' kernels against their wall time show where a step's time outside kernels goes.
     public var profile = false
 
     public init(transformer: WanConfig, settings: GenerationSettings, precision: Precision, device: Device) {
@@ -42,6 +43,12 @@ public struct PipelineBenchmarkReport: Codable {
     public var peakDeviceBytes: Int?
     /// Per-kernel GPU time of one umT5-XXL encode, when profiled.
     public var textEncodeKernels: [KernelTime]?
+    /// Per-kernel GPU time of all sampler steps of one profiled generation, and those steps' wall seconds.
+    public var stepKernels: [KernelTime]?
+    public var profiledStepSeconds: [Double]?
+    /// Per-kernel GPU time of that generation's decode (to the host), and its wall seconds.
+    public var decodeKernels: [KernelTime]?
+    public var profiledDecodeSeconds: Double?
 }
 
 public struct PipelineRunTiming: Codable {
@@ -104,15 +111,33 @@ public enum PipelineBenchmark {
         for _ in 0..<max(1, request.iterations) { runs.append(try generate()) }
         let totals = runs.map(\.totalSeconds).sorted()
         let peak = Backends.peakDeviceBytes(backend)
-        var textEncodeKernels: [KernelTime]?
+        var report = PipelineBenchmarkReport(
+            buildSeconds: buildSeconds, textEncodeSeconds: encodeTimes, textEncodeMedianSeconds: encodeTimes.sorted()[encodeTimes.count / 2],
+            runs: runs, medianSeconds: totals[totals.count / 2], peakDeviceBytes: peak)
         if request.profile, let gpu = backend as? CUDABackend {
             gpu.context.startProfiling()
             gpu.context.resetProfile()
             _ = try backend.download(try textEncoder.encodePrompt(ids: ids, mask: mask))
-            textEncodeKernels = try gpu.context.kernelProfile()
+            report.textEncodeKernels = try gpu.context.kernelProfile()
+            // One more generation: the steps' kernels (timed with events around each launch) against their wall time.
+            let session = try pipeline.session(request.settings)
+            try Backends.synchronize(backend)
+            gpu.context.resetProfile()
+            var stepSeconds: [Double] = []
+            while !session.isFinished {
+                let stepStart = clock.now
+                try session.step()
+                try Backends.synchronize(backend)
+                stepSeconds.append(seconds(since: stepStart))
+            }
+            report.stepKernels = try gpu.context.kernelProfile()
+            report.profiledStepSeconds = stepSeconds
+            gpu.context.resetProfile()
+            let decodeStart = clock.now
+            _ = try session.decode()
+            report.profiledDecodeSeconds = seconds(since: decodeStart)
+            report.decodeKernels = try gpu.context.kernelProfile()
         }
-        return PipelineBenchmarkReport(
-            buildSeconds: buildSeconds, textEncodeSeconds: encodeTimes, textEncodeMedianSeconds: encodeTimes.sorted()[encodeTimes.count / 2],
-            runs: runs, medianSeconds: totals[totals.count / 2], peakDeviceBytes: peak, textEncodeKernels: textEncodeKernels)
+        return report
     }
 }

@@ -189,8 +189,7 @@ public final class DenoisingSession {
 
     /// Decodes the current latents: video [1, 3, F, H, W] in [-1, 1], on the host.
     public func decode() throws -> Tensor {
-        let b = pipeline.backend
-        return try b.download(try pipeline.vae.decode(deviceLatents))
+        try pipeline.vae.decodeToHost(deviceLatents)
     }
 }
 

@@ -121,6 +121,14 @@ struct Bench: ParsableCommand {
             print(String(format: "  median: %.3f s per generation", report.medianSeconds))
             if let peak = report.peakDeviceBytes { print("  peak device memory (Kinema allocator): \(formatBytes(peak))") }
             if let kernels = report.textEncodeKernels { printKernels(kernels, of: "umT5-XXL encode") }
+            if let kernels = report.stepKernels, let wall = report.profiledStepSeconds {
+                print("  profiled generation, steps' wall: " + wall.map { String(format: "%.3f s", $0) }.joined(separator: ", "))
+                printKernels(kernels, of: "generation's \(wall.count) steps")
+            }
+            if let kernels = report.decodeKernels, let wall = report.profiledDecodeSeconds {
+                print(String(format: "  profiled decode to the host: %.3f s wall", wall))
+                printKernels(kernels, of: "decode")
+            }
             try writeJSON(report)
         }
     }

@@ -64,6 +64,10 @@ final class WanVAEGoldenTests: XCTestCase {
         }
         XCTAssertGreaterThanOrEqual(checked, 3)
         assertClose(video, try io.tensor("\(name).sample"), relL2: tolerance(precision), "\(label) sample")
+        // The pipeline's path: chunks copied to one host tensor as they are decoded (no concatenation).
+        let onHost = try vae.decodeToHost(latents)
+        XCTAssertEqual(onHost.shape, video.shape, "\(label) decodeToHost shape")
+        XCTAssertEqual(try onHost.floats(), try video.floats(), "\(label) decodeToHost equals decode")
     }
 
     func runEncode(_ name: String, layout: Layout, precision: Precision) throws {

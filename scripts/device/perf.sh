@@ -41,7 +41,8 @@ for part in "${parts[@]}"; do
     vae-first-use)
         # Where a fresh process's first decode goes (49.5 s on 2026-11-27): NVRTC into an empty kernel cache, then
         # cuDNN's plan choice per conv problem (each plan line: setup ms, and its candidates' finalize ms). Three runs: cold
-        # kernel cache with 4 candidates; warm cache, 4 candidates; warm cache, heuristics' first plan only.
+        # kernel cache with 4 candidates; warm cache, 4 candidates (the plans the cold run chose, remembered in the cache
+        # folder: only the winners finalize); warm cache, heuristics' first plan only.
         # FIRST_USE_RUNS picks fewer, e.g. "cold 4,warm 1" (the cold run's plan lines alone split NVRTC from cuDNN).
         rm -rf /tmp/kinema-kernel-cache-first-use
         IFS=, read -ra first_use_runs <<< "${FIRST_USE_RUNS:-cold 4,warm 4,warm 1}"
@@ -72,7 +73,7 @@ for part in "${parts[@]}"; do
         timeout 120 $B --vae-only --frames 21 --height 60 --width 104 --json "$OUT/d-vae.json" > "$OUT/d-vae.log" 2>&1 ;;
     pipe)
         timeout 200 $K bench --pipeline --shape 1.3b --frames 81 --height 480 --width 832 --steps 4 --guidance 1 --device cuda \
-            --precision bf16 --warmup 1 --iterations 2 --json "$OUT/k-pipe.json" > "$OUT/k-pipe.log" 2>&1
+            --precision bf16 --warmup 1 --iterations 2 --profile --json "$OUT/k-pipe.json" > "$OUT/k-pipe.log" 2>&1
         timeout 200 python3 scripts/bench/diffusers_pipeline_baseline.py --shape 1.3b --steps 4 --json "$OUT/d-pipe.json" > "$OUT/d-pipe.log" 2>&1 ;;
     *) echo "unknown part $part"; exit 2 ;;
     esac

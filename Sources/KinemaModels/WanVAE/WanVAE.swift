@@ -143,6 +143,52 @@ public final class WanVAE {
         return try backend.concat(chunks, axis: 2)
     }
 
+    /// `decode` straight into host memory: video [B, 3, F, 8h, 8w] f32 in [-1, 1] on the host, F = 1 +
+    /// (T − 1) · temporal compression. Each chunk's frames are queued for copying out as soon as they are
+    /// decoded (the backend's HostDownloadQueue: on CUDA the copies overlap the later chunks' decoding), so
+    /// no device-side concatenation and no whole-video download at the end. Equals `download(decode(latents))`.
+    public func decodeToHost(_ latents: Tensor, input: LatentScale = .normalized) throws -> Tensor {
+        let b = backend
+        guard latents.rank == 5, latents.shape[2] > 0 else {
+            throw KinemaError.shapeMismatch(context: "Wan VAE decode input", expected: "[B, \(config.zDim), T, h, w]", found: "\(latents.shape)")
+        }
+        let frames = 1 + (latents.shape[2] - 1) * config.temporalCompression
+        let queue = try b.makeHostDownloadQueue()
+        var video: Tensor?
+        var frame = 0
+        do {
+            try decode(latents, input: input) { chunk in
+                let chunk = try b.contiguous(chunk)  // [B, 3, n, H, W] f32
+                let (batch, channels, n, height, width) = (chunk.shape[0], chunk.shape[1], chunk.shape[2], chunk.shape[3], chunk.shape[4])
+                let out = try video ?? Tensor.uninitialized([batch, channels, frames, height, width], dtype: .f32)
+                video = out
+                guard chunk.dtype == .f32, frame + n <= frames, Array(out.shape[0..<2]) == [batch, channels], Array(out.shape[3...]) == [height, width]
+                else {
+                    throw KinemaError.shapeMismatch(
+                        context: "Wan VAE decode chunk at frame \(frame)", expected: "f32 [\(batch), \(channels), ≤ \(frames - frame), \(height), \(width)]",
+                        found: "\(chunk.dtype.rawValue) \(chunk.shape)")
+                }
+                // One piece per (batch, channel) plane: n frames of the chunk → frames frame..<frame+n of the video.
+                let planeBytes = n * height * width * 4
+                let pieces = (0..<(batch * channels)).map { plane in
+                    HostCopyPiece(
+                        sourceOffset: plane * planeBytes, destination: out.hostPointer + ((plane * frames + frame) * height * width) * 4,
+                        bytes: planeBytes)
+                }
+                try queue.enqueue(chunk, pieces: pieces)
+                frame += n
+            }
+        } catch {
+            try? queue.finish()  // the copies already queued write into `video`: wait for them before it goes
+            throw error
+        }
+        try queue.finish()
+        guard let video, frame == frames else {
+            throw KinemaError.shapeMismatch(context: "Wan VAE decode", expected: "\(frames) frames", found: "\(frame)")
+        }
+        return video
+    }
+
     /// Streaming decode: `onFrames` receives each chunk's frames [B, 3, n, 8h, 8w] (n = 1 for the first
     /// latent frame, 4 after), f32 in [-1, 1], in order, as soon as they are decoded.
     public func decode(
