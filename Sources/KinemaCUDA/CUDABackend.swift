@@ -106,7 +106,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
     /// Overlapped downloads through the context's pinned ring; copies made at once while another queue holds it.
     public func makeHostDownloadQueue() throws -> any HostDownloadQueue {
         try context.makeCurrent()
-        guard let ring = context.downloadRing, ring.owner.try() else { return ImmediateHostDownloads(backend: self) }
+        guard let ring = context.downloadRing, ring.acquire() else { return ImmediateHostDownloads(backend: self) }
         return CUDAHostDownloads(context: context, ring: ring)
     }
 

@@ -29,7 +29,8 @@ public final class CUDAContext: @unchecked Sendable {
     }
     /// cuDNN graph-API convolutions on channels-last tensors (plan cache), when cuDNN loaded.
     private(set) lazy var cudnnChannelsLast: Result<CUDNNChannelsLastConvolution, any Error> = cudnn.map { api in
-        let environment = "kinema \(KinemaEngine.version), cuDNN \(api.version), driver \(driverVersion), \(name) sm_\(computeCapability.0)\(computeCapability.1)"
+        let environment = "kinema \(KinemaEngine.version), cuDNN \(api.version), driver \(driverVersion), \(name) sm_\(computeCapability.0)"
+            + "\(computeCapability.1) \(multiprocessors) SMs, \(CUDNNChannelsLastConvolution.candidates) candidates timed"
         return CUDNNChannelsLastConvolution(
             api: api, memory: CUDNNPlanMemory(folder: RuntimeOptions.current.kernelCacheDirectory, environment: environment))
     }

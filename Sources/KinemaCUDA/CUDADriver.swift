@@ -31,6 +31,8 @@ struct CUDADriverAPI: @unchecked Sendable {
     let cuMemsetD8Async: @convention(c) (CUdeviceptr, UInt8, Int, CUhandle?) -> CUresult
     let cuStreamCreate: @convention(c) (UnsafeMutablePointer<CUhandle?>, UInt32) -> CUresult
     let cuStreamSynchronize: @convention(c) (CUhandle?) -> CUresult
+    let cuStreamWaitEvent: @convention(c) (CUhandle?, CUhandle?, UInt32) -> CUresult
+    let cuStreamDestroy: @convention(c) (CUhandle?) -> CUresult
     let cuEventCreate: @convention(c) (UnsafeMutablePointer<CUhandle?>, UInt32) -> CUresult
     let cuEventRecord: @convention(c) (CUhandle?, CUhandle?) -> CUresult
     let cuEventSynchronize: @convention(c) (CUhandle?) -> CUresult
@@ -69,6 +71,8 @@ struct CUDADriverAPI: @unchecked Sendable {
         cuMemsetD8Async = try lib.function("cuMemsetD8Async")
         cuStreamCreate = try lib.function("cuStreamCreate")
         cuStreamSynchronize = try lib.function("cuStreamSynchronize")
+        cuStreamWaitEvent = try lib.function("cuStreamWaitEvent")
+        cuStreamDestroy = try lib.function("cuStreamDestroy_v2")
         cuEventCreate = try lib.function("cuEventCreate")
         cuEventRecord = try lib.function("cuEventRecord")
         cuEventSynchronize = try lib.function("cuEventSynchronize")

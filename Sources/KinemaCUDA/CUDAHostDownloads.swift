@@ -3,101 +3,153 @@ import KinemaCore
 
 // Device → host copies that overlap with the work queued after them (HostDownloadQueue on CUDA).
 //
-// The caller's thread queues each piece as a DMA into a free pinned buffer on the compute stream (so it runs
-// after the kernels that produced the data) and records an event; a worker thread waits for the event, copies
-// the buffer to the piece's pageable destination and returns the buffer to the ring. The caller goes on
-// queueing kernels meanwhile.
+// For each piece the caller's thread records a "ready" event on the compute stream (after the kernels that
+// produced the data), makes the ring's own copy stream wait for it, queues the DMA into a free pinned buffer
+// on the copy stream and records a "done" event there. A worker thread waits for "done", copies the buffer to
+// the piece's pageable destination and returns the buffer to the ring. So the DMA engine runs beside the
+// compute kernels, the host copy beside the caller, and the caller goes on queueing kernels.
 //
 // Why: the 480p pipeline's decode was 0.870 s against the VAE bench's 0.803 s (H100, sixth session): the
 // 388 MB f32 video was concatenated on the device and downloaded after the last frame. The VAE decodes it
 // in 21 chunks of ≈ 40 ms; with each chunk's 19 MB copied out during the next chunk, only the last one's copy
 // is left at the end.
+//
+// The source tensor is held until its DMA is done: on the copy stream its memory is not protected by the
+// compute stream's ordering, so it must not go back to the allocator earlier.
 
-/// Pinned host buffers, each with an event that marks its DMA done. One queue uses the ring at a time.
+/// Pinned host buffers with their events, and the copy stream. One queue uses the ring at a time.
 final class PinnedRing: @unchecked Sendable {
     static let slotBytes = 16 << 20
     static let slotCount = 4
     let driver: CUDADriverAPI
     private(set) var buffers: [UnsafeMutableRawPointer] = []
-    private(set) var events: [CUhandle?] = []
-    /// Held by the queue using the ring, from its creation to its `finish()`.
-    let owner = NSLock()
+    /// Recorded on the compute stream when a slot's source is ready; the copy stream waits for it.
+    private(set) var ready: [CUhandle?] = []
+    /// Recorded on the copy stream after a slot's DMA; the worker waits for it (blocking sync: it sleeps).
+    private(set) var done: [CUhandle?] = []
+    private(set) var copyStream: CUhandle?
+    private let lock = NSLock()
+    private var inUse = false
 
-    /// nil when pinned memory or events cannot be had (callers then copy synchronously).
+    /// nil when pinned memory, events or a stream cannot be had (callers then copy synchronously).
     init?(driver: CUDADriverAPI) {
         self.driver = driver
+        guard driver.cuStreamCreate(&copyStream, 1) == 0 else { return nil }  // non-blocking
         for _ in 0..<Self.slotCount {
             var pointer: UnsafeMutableRawPointer?
-            var event: CUhandle?
             guard driver.cuMemAllocHost(&pointer, Self.slotBytes) == 0, let pointer else { return nil }
             buffers.append(pointer)
-            guard driver.cuEventCreate(&event, 2) == 0 else { return nil }  // CU_EVENT_DISABLE_TIMING
-            events.append(event)
+            var readyEvent: CUhandle?, doneEvent: CUhandle?
+            guard driver.cuEventCreate(&readyEvent, 2) == 0 else { return nil }  // CU_EVENT_DISABLE_TIMING
+            ready.append(readyEvent)
+            guard driver.cuEventCreate(&doneEvent, 3) == 0 else { return nil }  // | CU_EVENT_BLOCKING_SYNC
+            done.append(doneEvent)
         }
     }
 
     deinit {
-        for event in events { _ = driver.cuEventDestroy(event) }
+        for event in ready + done { _ = driver.cuEventDestroy(event) }
         for buffer in buffers { _ = driver.cuMemFreeHost(buffer) }
+        if let copyStream { _ = driver.cuStreamDestroy(copyStream) }
     }
+
+    /// Takes the ring for one queue; false while another queue holds it.
+    func acquire() -> Bool {
+        lock.withLock {
+            if inUse { return false }
+            inUse = true
+            return true
+        }
+    }
+
+    func release() { lock.withLock { inUse = false } }
 }
 
 final class CUDAHostDownloads: HostDownloadQueue, @unchecked Sendable {
+    /// What the worker's blocks touch (they hold this, never the queue, so the queue's deinit never runs on
+    /// the worker while it waits for that worker).
+    private final class State: @unchecked Sendable {
+        let lock = NSLock()
+        let freeSlots: DispatchSemaphore
+        var available: [Int]
+        var failure: (any Error)?
+
+        init(slots: Int) {
+            freeSlots = DispatchSemaphore(value: slots)
+            available = Array(0..<slots)
+        }
+
+        func release(_ slot: Int) {
+            lock.withLock { available.append(slot) }
+            freeSlots.signal()
+        }
+
+        func fail(_ error: any Error) { lock.withLock { if failure == nil { failure = error } } }
+    }
+
     private let context: CUDAContext
     private let ring: PinnedRing
+    private let state: State
     private let worker = DispatchQueue(label: "kinema.host-downloads")
     private let group = DispatchGroup()
-    private let freeSlots: DispatchSemaphore
-    private let lock = NSLock()
-    private var available: [Int]
-    private var failure: (any Error)?
-    private var released = false
+    private var finished = false
 
-    /// `ring.owner` must already be held; `finish()` (or deinit) releases it.
+    /// The ring must already be acquired for this queue; `finish()` (or deinit) releases it.
     init(context: CUDAContext, ring: PinnedRing) {
         self.context = context
         self.ring = ring
-        available = Array(0..<ring.buffers.count)
-        freeSlots = DispatchSemaphore(value: ring.buffers.count)
+        state = State(slots: ring.buffers.count)
     }
 
-    deinit { try? finish() }
+    deinit {
+        if !finished {
+            group.wait()
+            ring.release()
+        }
+    }
 
     func enqueue(_ x: Tensor, pieces: [HostCopyPiece]) throws {
+        guard !finished else { throw KinemaError.unsupported("CUDA host download queue: enqueue after finish()") }
         try validate(x, pieces: pieces)
-        guard case .cuda = x.device else { throw KinemaError.unsupported("CUDA host download queue: \(x.device) tensor") }
-        if let failure = lock.withLock({ failure }) { throw failure }
+        guard x.device == .cuda(context.ordinal) else {
+            throw KinemaError.unsupported("CUDA host download queue of cuda:\(context.ordinal): a \(x.device) tensor")
+        }
+        let (driver, ring, state, context) = (context.driver, ring, state, context)
+        if let failure = state.lock.withLock({ state.failure }) { throw failure }
         try context.makeCurrent()
-        let driver = context.driver
         let base = CUDAContext.address(x)
         for piece in pieces {
             var done = 0
             while done < piece.bytes {
                 let count = min(PinnedRing.slotBytes, piece.bytes - done)
-                freeSlots.wait()
-                let slot = lock.withLock { available.removeLast() }
+                state.freeSlots.wait()
+                let slot = state.lock.withLock { state.available.removeLast() }
                 do {
+                    try driver.check(driver.cuEventRecord(ring.ready[slot], context.stream), "cuEventRecord(ready)")
+                    try driver.check(driver.cuStreamWaitEvent(ring.copyStream, ring.ready[slot], 0), "cuStreamWaitEvent")
                     try driver.check(
-                        driver.cuMemcpyDtoHAsync(ring.buffers[slot], base + CUdeviceptr(piece.sourceOffset + done), count, context.stream),
+                        driver.cuMemcpyDtoHAsync(ring.buffers[slot], base + CUdeviceptr(piece.sourceOffset + done), count, ring.copyStream),
                         "cuMemcpyDtoHAsync")
-                    try driver.check(driver.cuEventRecord(ring.events[slot], context.stream), "cuEventRecord")
+                    try driver.check(driver.cuEventRecord(ring.done[slot], ring.copyStream), "cuEventRecord(done)")
                 } catch {
-                    release(slot)
+                    // Whatever was queued into this slot is waited for before the slot is reused.
+                    _ = driver.cuStreamSynchronize(ring.copyStream)
+                    state.release(slot)
                     throw error
                 }
                 let destination = SendablePointer((piece.destination + done).assumingMemoryBound(to: UInt8.self))
-                worker.async(group: group) { [self] in
+                worker.async(group: group) {
                     // x is held until its bytes are out (its device memory must not go back to the allocator first).
                     withExtendedLifetime(x) {
                         do {
                             try context.makeCurrent()
-                            try driver.check(driver.cuEventSynchronize(ring.events[slot]), "cuEventSynchronize")
+                            try driver.check(driver.cuEventSynchronize(ring.done[slot]), "cuEventSynchronize")
                             UnsafeMutableRawPointer(destination.pointer).copyMemory(from: ring.buffers[slot], byteCount: count)
                         } catch {
-                            lock.withLock { if failure == nil { failure = error } }
+                            state.fail(error)
                         }
                     }
-                    release(slot)
+                    state.release(slot)
                 }
                 done += count
             }
@@ -106,17 +158,10 @@ final class CUDAHostDownloads: HostDownloadQueue, @unchecked Sendable {
 
     func finish() throws {
         group.wait()
-        lock.withLock {
-            if !released {
-                released = true
-                ring.owner.unlock()
-            }
+        if !finished {
+            finished = true
+            ring.release()
         }
-        if let failure = lock.withLock({ failure }) { throw failure }
-    }
-
-    private func release(_ slot: Int) {
-        lock.withLock { available.append(slot) }
-        freeSlots.signal()
+        if let failure = state.lock.withLock({ state.failure }) { throw failure }
     }
 }

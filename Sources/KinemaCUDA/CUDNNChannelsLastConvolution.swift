@@ -35,9 +35,10 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         var alignment: [Int]
 
         /// [B, T', H', W', Cout].
-        /// The problem as text, for the plan memory's key.
+        /// The problem as text, for the plan memory's key (with the lowering's version: bump
+        /// `loweringVersion` when `lower` builds a different graph, so remembered choices are made again).
         var text: String {
-            "channels-last conv3d x \(input) w \(filter) stride \(stride) padding \(padding) \(dtype.rawValue) bias \(bias) "
+            "channels-last conv3d lowering \(CUDNNChannelsLastConvolution.loweringVersion) x \(input) w \(filter) stride \(stride) padding \(padding) \(dtype.rawValue) bias \(bias) "
                 + "residual \(residual) fusion \(fusion) alignment \(alignment)"
         }
 
@@ -97,6 +98,8 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     /// Plans timed per new problem (KINEMA_CUDNN_CANDIDATES overrides: 1 takes heuristics' first plan untimed,
     /// for measuring what the choice costs on a first call against what it gains per call).
     static let candidates = RuntimeOptions.current.cudnnPlanCandidates
+    /// Version of the graph `lower` builds, part of the plan memory's key.
+    static let loweringVersion = 1
     /// Choices made by earlier processes (nil: none kept). Used only when plans are timed (candidates > 1), so
     /// KINEMA_CUDNN_CANDIDATES=1 still measures heuristics' first plan.
     let memory: CUDNNPlanMemory?
@@ -214,20 +217,21 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     /// The remembered plan where an earlier process chose one (and it still finalizes within the workspace
     /// limit), else a new choice, which is then remembered.
     private func build(_ key: Key, buffers: Buffers, context: CUDAContext) throws -> Plan {
-        if let memory, let choice = memory.recall(key.text), choice.fused == false || key.fusion,
-            let plan = try? recalled(key, choice, context: context)
+        let limit = workspaceLimit(context)
+        if let memory, let choice = memory.recall(key.text), choice.fused == false || key.fusion, choice.workspaceLimit >= limit,
+            let plan = try? recalled(key, choice, limit: limit)
         {
             return plan
         }
         let plan = try choose(key, buffers: buffers, context: context)
-        memory?.remember(key.text, .init(fused: plan.fused, config: plan.engineIndex))
+        memory?.remember(key.text, .init(fused: plan.fused, config: plan.engineIndex, workspaceLimit: limit))
         return plan
     }
 
-    private func recalled(_ key: Key, _ choice: CUDNNPlanMemory.Choice, context: CUDAContext) throws -> Plan {
+    private func recalled(_ key: Key, _ choice: CUDNNPlanMemory.Choice, limit: Int) throws -> Plan {
         let builder = CUDNNGraphBuilder(api)
         try lower(key, fused: choice.fused, into: builder)
-        let only = try builder.plans(limit: 1, maxWorkspace: workspaceLimit(context), onlyConfig: choice.config)[0]
+        let only = try builder.plans(limit: 1, maxWorkspace: limit, onlyConfig: choice.config)[0]
         let plan = Plan(graph: builder, plan: only.plan, workspace: only.workspace, engineIndex: only.engineIndex, fused: choice.fused,
             chosenBy: "remembered from an earlier process", milliseconds: nil)
         plan.finalizeSeconds = [only.finalizeSeconds]

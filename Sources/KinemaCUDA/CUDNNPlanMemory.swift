@@ -6,9 +6,11 @@ import Foundation
 // 4.6 s for the 30 problems of a 480p VAE decode on an H100 (docs/PERF.md, sixth session), of which ≈ 3.5 s
 // finalizes and times plans that lose. A process that finds the choice remembered finalizes the winner
 // only. The record is the heuristics' config index and whether the bias / residual graph was the one that
-// ran; the key holds everything heuristics' order depends on (Kinema and cuDNN versions, driver, device
-// and its compute capability, the whole problem with pointer alignments), so a changed library or card
-// reads as a miss and the choice is made again.
+// ran, and the workspace limit it was chosen under; the key holds everything the choice depends on (Kinema
+// and cuDNN versions, driver, device, compute capability and SM count, how many candidates were timed, the
+// graph lowering's version, the whole problem with pointer alignments), so a changed library or card reads as
+// a miss and the choice is made again. A choice made under a smaller workspace limit than the current one is
+// made again too (a plan that did not fit then may now).
 
 struct CUDNNPlanMemory {
     struct Choice: Equatable {
@@ -16,21 +18,26 @@ struct CUDNNPlanMemory {
         var fused: Bool
         /// Index of the plan's engine config in heuristics mode A's list.
         var config: Int
+        /// Workspace bytes plans were allowed when this one was chosen.
+        var workspaceLimit: Int
 
-        var text: String { "fused \(fused ? 1 : 0) config \(config)" }
+        var text: String { "fused \(fused ? 1 : 0) config \(config) limit \(workspaceLimit)" }
 
         /// Parses `text`; nil for anything else (a foreign or damaged record is a miss, never an error).
         init?(text: String) {
             let parts = text.split(separator: " ")
-            guard parts.count == 4, parts[0] == "fused", parts[2] == "config", let fused = Int(parts[1]), fused == 0 || fused == 1,
-                let config = Int(parts[3]), config >= 0, config < 10_000
+            guard parts.count == 6, parts[0] == "fused", parts[2] == "config", parts[4] == "limit",
+                let fused = Int(parts[1]), fused == 0 || fused == 1,
+                let config = Int(parts[3]), config >= 0, config < 10_000,
+                let limit = Int(parts[5]), limit >= 0
             else { return nil }
-            self.init(fused: fused == 1, config: config)
+            self.init(fused: fused == 1, config: config, workspaceLimit: limit)
         }
 
-        init(fused: Bool, config: Int) {
+        init(fused: Bool, config: Int, workspaceLimit: Int) {
             self.fused = fused
             self.config = config
+            self.workspaceLimit = workspaceLimit
         }
     }
 

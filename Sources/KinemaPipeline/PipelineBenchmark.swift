@@ -122,6 +122,7 @@ public enum PipelineBenchmark {
             // One more generation: the steps' kernels (timed with events around each launch) against their wall time.
             let session = try pipeline.session(request.settings)
             try Backends.synchronize(backend)
+            _ = try gpu.context.kernelProfile()  // collects the prompt encode's pending events, so reset drops them
             gpu.context.resetProfile()
             var stepSeconds: [Double] = []
             while !session.isFinished {

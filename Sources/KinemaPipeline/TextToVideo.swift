@@ -115,13 +115,15 @@ public final class TextToVideoPipeline {
 
     /// The session of any task: `condition` [1, 20, T, h, w] and `imageTokens` on the device for I2V / FLF2V.
     func makeSession(_ settings: GenerationSettings, latents: Tensor?, condition: Tensor?, imageTokens: Tensor?) throws -> DenoisingSession {
-        let start = try latents ?? initialNoise(shape: settings.latentShape, seed: settings.seed)
-        guard start.shape == settings.latentShape else {
-            throw KinemaError.shapeMismatch(context: "initial latents", expected: "\(settings.latentShape)", found: "\(start.shape)")
+        if let latents, latents.shape != settings.latentShape {
+            throw KinemaError.shapeMismatch(context: "initial latents", expected: "\(settings.latentShape)", found: "\(latents.shape)")
         }
         let guidance = try ClassifierFreeGuidance(scale: settings.guidance)
+        // The prompts first: on a GPU their encoder runs while the host draws the noise (≈ 5 ms on 16 cores at
+        // 480p × 81 frames, against umT5-XXL's ≈ 20 ms).
         let positive = try encode(prompt: settings.prompt)
         let negative = guidance.needsUnconditional ? try encode(prompt: settings.negativePrompt ?? WanPrompts.defaultNegativePrompt) : nil
+        let start = try latents ?? initialNoise(shape: settings.latentShape, seed: settings.seed)
         return DenoisingSession(
             pipeline: self, sampler: try settings.sampler.makeSampler(), guidance: guidance, positive: positive, negative: negative,
             latents: try backend.cast(try backend.upload(start), to: .f32), condition: condition, imageTokens: imageTokens)

@@ -48,18 +48,21 @@ final class PlanMemoryTests: XCTestCase {
     func testPlanChoiceIsRecalledForTheSameProblemAndEnvironmentOnly() {
         let memory = CUDNNPlanMemory(folder: folder, environment: "cuDNN 91400, H100 sm_90")
         XCTAssertNil(memory.recall("conv A"))
-        memory.remember("conv A", .init(fused: true, config: 3))
-        memory.remember("conv B", .init(fused: false, config: 0))
-        XCTAssertEqual(memory.recall("conv A"), .init(fused: true, config: 3))
-        XCTAssertEqual(memory.recall("conv B"), .init(fused: false, config: 0))
+        memory.remember("conv A", .init(fused: true, config: 3, workspaceLimit: 1 << 31))
+        memory.remember("conv B", .init(fused: false, config: 0, workspaceLimit: 0))
+        XCTAssertEqual(memory.recall("conv A"), .init(fused: true, config: 3, workspaceLimit: 1 << 31))
+        XCTAssertEqual(memory.recall("conv B"), .init(fused: false, config: 0, workspaceLimit: 0))
         XCTAssertNil(CUDNNPlanMemory(folder: folder, environment: "cuDNN 91500, H100 sm_90").recall("conv A"))
     }
 
     func testDamagedChoiceIsAMiss() {
-        for text in ["", "fused 1 config", "fused 2 config 1", "fused 1 config -1", "fused 0 config x", "fused 1 config 3 extra", "config 3 fused 1"] {
+        for text in [
+            "", "fused 1 config", "fused 2 config 1 limit 0", "fused 1 config -1 limit 0", "fused 0 config x limit 0", "fused 1 config 3",
+            "fused 1 config 3 limit -5", "fused 1 config 3 limit 0 extra", "config 3 fused 1 limit 0", "fused 1 config 3 size 0",
+        ] {
             XCTAssertNil(CUDNNPlanMemory.Choice(text: text), text)
         }
-        XCTAssertEqual(CUDNNPlanMemory.Choice(text: "fused 0 config 12"), .init(fused: false, config: 12))
+        XCTAssertEqual(CUDNNPlanMemory.Choice(text: "fused 0 config 12 limit 2147483648"), .init(fused: false, config: 12, workspaceLimit: 1 << 31))
         let memory = CUDNNPlanMemory(folder: folder, environment: "e")
         memory.store.write(key: "cudnn plan choice\ne\nconv A", payload: Array("fused 1 config".utf8))
         XCTAssertNil(memory.recall("conv A"))

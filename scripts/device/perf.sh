@@ -44,17 +44,21 @@ for part in "${parts[@]}"; do
         # kernel cache with 4 candidates; warm cache, 4 candidates (the plans the cold run chose, remembered in the cache
         # folder: only the winners finalize); warm cache, heuristics' first plan only.
         # FIRST_USE_RUNS picks fewer, e.g. "cold 4,warm 1" (the cold run's plan lines alone split NVRTC from cuDNN).
+        # A third word "nojit" runs with CUDA_CACHE_DISABLE=1 (the driver's PTX JIT cache off): on a machine whose
+        # first process paid 49.5 s against 5.75 s for later ones, it tells whether that cache is the difference.
         rm -rf /tmp/kinema-kernel-cache-first-use
         IFS=, read -ra first_use_runs <<< "${FIRST_USE_RUNS:-cold 4,warm 4,warm 1}"
         for run in "${first_use_runs[@]}"; do
             set -- $run
-            KINEMA_KERNEL_CACHE=/tmp/kinema-kernel-cache-first-use KINEMA_CUDNN_CANDIDATES=$2 timeout 150 $K bench --vae \
+            label="$1-$2${3:+-$3}"
+            CUDA_CACHE_DISABLE=$([ "${3:-}" = nojit ] && echo 1 || echo 0) KINEMA_KERNEL_CACHE=/tmp/kinema-kernel-cache-first-use \
+                KINEMA_CUDNN_CANDIDATES=$2 timeout 150 $K bench --vae \
                 --frames 81 --height 480 --width 832 --device cuda --precision bf16 --warmup 1 --iterations 2 \
-                > "$OUT/k-vae-first-use-$1-$2.log" 2>&1
-            echo "first use ($1 kernel cache, $2 candidates): $(grep -h 'warm-up' "$OUT/k-vae-first-use-$1-$2.log")" \
-                "$(grep -h 'median' "$OUT/k-vae-first-use-$1-$2.log")"
+                > "$OUT/k-vae-first-use-$label.log" 2>&1
+            echo "first use ($1 kernel cache, $2 candidates${3:+, $3}): $(grep -h 'warm-up' "$OUT/k-vae-first-use-$label.log")" \
+                "$(grep -h 'median' "$OUT/k-vae-first-use-$label.log")"
             # Each plan line's "setup N ms": the problem's whole plan choice (graphs, heuristics, finalizes, timing).
-            grep -ho 'setup [0-9]* ms' "$OUT/k-vae-first-use-$1-$2.log" | tr -dc '0-9\n' \
+            grep -ho 'setup [0-9]* ms' "$OUT/k-vae-first-use-$label.log" | tr -dc '0-9\n' \
                 | awk '{ s += $1 } END { printf "  cuDNN plan choice total: %.1f s\n", s / 1000 }'
         done ;;
     dit14)

@@ -179,7 +179,7 @@ public final class WanVAE {
                 frame += n
             }
         } catch {
-            try? queue.finish()  // the copies already queued write into `video`: wait for them before it goes
+            withExtendedLifetime(video) { try? queue.finish() }  // queued copies write into `video`: wait for them first
             throw error
         }
         try queue.finish()
