@@ -40,7 +40,16 @@ public final class CUDAContext: @unchecked Sendable {
     private lazy var staging = PinnedStaging(driver: driver, stream: stream)
     /// Pinned buffers of the overlapped downloads (CUDAHostDownloads), allocated on first use; nil where
     /// pinned memory is not available.
-    private(set) lazy var downloadRing: PinnedRing? = PinnedRing(driver: driver)
+    var downloadRing: PinnedRing? {
+        ringLock.withLock {
+            if let made = ringStorage { return made }
+            let made = PinnedRing(driver: driver)
+            ringStorage = .some(made)
+            return made
+        }
+    }
+    private let ringLock = NSLock()
+    private var ringStorage: PinnedRing??
 
     var profiler: KernelProfiler?
     let profilerLock = NSLock()

@@ -104,8 +104,15 @@ final class CUDAHostDownloads: HostDownloadQueue, @unchecked Sendable {
     deinit {
         if !finished {
             group.wait()
-            ring.release()
+            releaseRing()
         }
+    }
+
+    /// Hands the ring on, unless a failure left a DMA into it possibly in flight (then it stays taken and later
+    /// queues copy at once).
+    private func releaseRing() {
+        let failed = state.lock.withLock { state.failure != nil }
+        if !failed || context.driver.cuStreamSynchronize(ring.copyStream) == 0 { ring.release() }
     }
 
     func enqueue(_ x: Tensor, pieces: [HostCopyPiece]) throws {
@@ -132,24 +139,28 @@ final class CUDAHostDownloads: HostDownloadQueue, @unchecked Sendable {
                         "cuMemcpyDtoHAsync")
                     try driver.check(driver.cuEventRecord(ring.done[slot], ring.copyStream), "cuEventRecord(done)")
                 } catch {
-                    // Whatever was queued into this slot is waited for before the slot is reused.
-                    _ = driver.cuStreamSynchronize(ring.copyStream)
-                    state.release(slot)
+                    state.fail(error)
+                    // Whatever was queued into this slot is waited for before the slot is reused; if even that
+                    // fails the slot stays out (the ring is then not handed on, see `finish`).
+                    if driver.cuStreamSynchronize(ring.copyStream) == 0 { state.release(slot) }
                     throw error
                 }
                 let destination = SendablePointer((piece.destination + done).assumingMemoryBound(to: UInt8.self))
                 worker.async(group: group) {
                     // x is held until its bytes are out (its device memory must not go back to the allocator first).
-                    withExtendedLifetime(x) {
+                    let copied: Bool = withExtendedLifetime(x) {
                         do {
                             try context.makeCurrent()
                             try driver.check(driver.cuEventSynchronize(ring.done[slot]), "cuEventSynchronize")
                             UnsafeMutableRawPointer(destination.pointer).copyMemory(from: ring.buffers[slot], byteCount: count)
+                            return true
                         } catch {
                             state.fail(error)
+                            // x and the slot are let go only once the copy stream is known to be past this DMA.
+                            return driver.cuStreamSynchronize(ring.copyStream) == 0
                         }
                     }
-                    state.release(slot)
+                    if copied { state.release(slot) }
                 }
                 done += count
             }
@@ -160,7 +171,7 @@ final class CUDAHostDownloads: HostDownloadQueue, @unchecked Sendable {
         group.wait()
         if !finished {
             finished = true
-            ring.release()
+            releaseRing()
         }
         if let failure = state.lock.withLock({ state.failure }) { throw failure }
     }

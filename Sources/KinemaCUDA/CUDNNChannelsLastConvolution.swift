@@ -223,7 +223,7 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         {
             return plan
         }
-        let plan = try choose(key, buffers: buffers, context: context)
+        let plan = try choose(key, buffers: buffers, limit: limit, context: context)
         memory?.remember(key.text, .init(fused: plan.fused, config: plan.engineIndex, workspaceLimit: limit))
         return plan
     }
@@ -238,19 +238,22 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         return plan
     }
 
+    /// Workspace bytes a plan may use: a quarter of the free memory, at most `workspaceLimit`, rounded down to a
+    /// power of two so that the remembered choices' limit does not move with every MB the allocator caches.
     private func workspaceLimit(_ context: CUDAContext) -> Int {
         let free = (try? context.memoryInfo().free) ?? 0
-        return min(Self.workspaceLimit, max(0, free / 4))
+        let limit = min(Self.workspaceLimit, max(0, free / 4))
+        return limit == 0 ? 0 : 1 << (Int.bitWidth - 1 - limit.leadingZeroBitCount)
     }
 
     /// The fused graph's plan, or the convolution-only graph's when cuDNN has none for the fused one.
-    private func choose(_ key: Key, buffers: Buffers, context: CUDAContext) throws -> Plan {
-        guard key.fusion, key.bias || key.residual else { return try choose(key, fused: false, buffers: buffers, context: context) }
+    private func choose(_ key: Key, buffers: Buffers, limit: Int, context: CUDAContext) throws -> Plan {
+        guard key.fusion, key.bias || key.residual else { return try choose(key, fused: false, buffers: buffers, limit: limit, context: context) }
         do {
-            return try choose(key, fused: true, buffers: buffers, context: context)
+            return try choose(key, fused: true, buffers: buffers, limit: limit, context: context)
         } catch let fusedError {
             do {
-                return try choose(key, fused: false, buffers: buffers, context: context)
+                return try choose(key, fused: false, buffers: buffers, limit: limit, context: context)
             } catch {
                 throw KinemaError.unsupported("cuDNN channels-last conv3d: fused graph: \(fusedError); convolution alone: \(error)")
             }
@@ -258,10 +261,9 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     }
 
     /// Builds the graph, takes heuristics' first plans within the workspace limit, and keeps the fastest.
-    private func choose(_ key: Key, fused: Bool, buffers: Buffers, context: CUDAContext) throws -> Plan {
+    private func choose(_ key: Key, fused: Bool, buffers: Buffers, limit: Int, context: CUDAContext) throws -> Plan {
         let builder = CUDNNGraphBuilder(api)
         try lower(key, fused: fused, into: builder)
-        let limit = workspaceLimit(context)
         // Plans over the workspace limit are skipped without counting, so KINEMA_CUDNN_CANDIDATES=1 still gets a plan
         // that fits where one exists (the error lists each config's reason otherwise).
         let fitting = try builder.plans(limit: Self.candidates, maxWorkspace: limit)
