@@ -50,6 +50,7 @@ for part in "${parts[@]}"; do
         IFS=, read -ra first_use_runs <<< "${FIRST_USE_RUNS:-cold 4,warm 4,warm 1}"
         for run in "${first_use_runs[@]}"; do
             set -- $run
+            [ "$1" = cold ] && rm -rf /tmp/kinema-kernel-cache-first-use   # each cold run starts from an empty Kinema cache
             label="$1-$2${3:+-$3}"
             CUDA_CACHE_DISABLE=$([ "${3:-}" = nojit ] && echo 1 || echo 0) KINEMA_KERNEL_CACHE=/tmp/kinema-kernel-cache-first-use \
                 KINEMA_CUDNN_CANDIDATES=$2 timeout 150 $K bench --vae \
