@@ -35,6 +35,9 @@ public struct RuntimeOptions: Sendable {
     /// modulation, gated residual, RMSNorm + RoPE) as their unfused compositions — for A/B timing and as a
     /// fallback. Default: fused.
     public var fusedPasses: Bool
+    /// KINEMA_VAE_SUBPIXEL=0/off: the VAE decoder's upsampling runs as nearest ×2 then the 3×3 conv, as the
+    /// reference does, instead of four 2×2 convolutions of the small input (WanSubPixelUpsample). Default: on.
+    public var vaeSubPixel: Bool
 
     public static let current = RuntimeOptions(environment: ProcessInfo.processInfo.environment)
 
@@ -60,6 +63,7 @@ public struct RuntimeOptions: Sendable {
         cudnnPlanCandidates = environment["KINEMA_CUDNN_CANDIDATES"].flatMap(Int.init).map { max(1, $0) } ?? 4
         doctorTrace = environment["KINEMA_DOCTOR_TRACE"].map { !$0.isEmpty && $0 != "0" } ?? false
         fusedPasses = !["0", "off", "false", "no"].contains((environment["KINEMA_FUSED"] ?? "").lowercased())
+        vaeSubPixel = !["0", "off", "false", "no"].contains((environment["KINEMA_VAE_SUBPIXEL"] ?? "").lowercased())
         executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
     }
 }

@@ -75,7 +75,11 @@ for part in "${parts[@]}"; do
     vae)
         timeout 120 $K bench --vae --frames 81 --height 480 --width 832 --device cuda --precision bf16 --warmup 1 \
             --iterations 3 --profile --json "$OUT/k-vae.json" > "$OUT/k-vae.log" 2>&1
-        timeout 120 $B --vae-only --frames 21 --height 60 --width 104 --json "$OUT/d-vae.json" > "$OUT/d-vae.log" 2>&1 ;;
+        timeout 120 $B --vae-only --frames 21 --height 60 --width 104 --json "$OUT/d-vae.json" > "$OUT/d-vae.log" 2>&1
+        # The upsampling in its reference form (nearest ×2, then the 3×3 conv): the sub-pixel form's gain, measured.
+        KINEMA_VAE_SUBPIXEL=0 timeout 120 $K bench --vae --frames 81 --height 480 --width 832 --device cuda --precision bf16 \
+            --warmup 1 --iterations 3 > "$OUT/k-vae-no-subpixel.log" 2>&1
+        grep -hE "median" "$OUT/k-vae-no-subpixel.log" | sed 's/^/upsampling without sub-pixel convs: /' ;;
     pipe)
         timeout 200 $K bench --pipeline --shape 1.3b --frames 81 --height 480 --width 832 --steps 4 --guidance 1 --device cuda \
             --precision bf16 --warmup 1 --iterations 2 --profile --json "$OUT/k-pipe.json" > "$OUT/k-pipe.log" 2>&1

@@ -22,6 +22,9 @@ struct WanVAEResample {
     let mode: WanResampleMode
     let spatial: WanCausalConv  // kT = 1
     let time: WanCausalConv?
+    /// The upsampling modes' nearest ×2 + `spatial` as four 2×2 convolutions (nil: KINEMA_VAE_SUBPIXEL=0, or
+    /// downsampling).
+    let subPixel: WanSubPixelUpsample?
     let backend: any Backend
 
     init(_ w: WeightScope, dim: Int, mode: WanResampleMode, dtype: DType) throws {
@@ -41,7 +44,15 @@ struct WanVAEResample {
         case .upsample2d, .downsample2d:
             time = nil
         }
+        subPixel = mode.isUpsample && RuntimeOptions.current.vaeSubPixel
+            ? try WanSubPixelUpsample(weight: spatial.weight, bias: spatial.bias, backend: w.backend) : nil
         backend = w.backend
+    }
+
+    /// nearest ×2 in H and W, then the 3×3 conv.
+    private func upsampled(_ x: Tensor) throws -> Tensor {
+        if let subPixel { return try subPixel(x) }
+        return try spatial(try nearestDouble(x))
     }
 
     /// x [B, T, H, W, C] → upsample: [B, T or 2T, 2H, 2W, C/2]; downsample: [B, T', H/2, W/2, C].
@@ -50,9 +61,9 @@ struct WanVAEResample {
         let b = backend
         switch mode {
         case .upsample2d:
-            return try spatial(try nearestDouble(x))
+            return try upsampled(x)
         case .upsample3d:
-            return try spatial(try nearestDouble(try doubleFrames(x, cache: cache)))
+            return try upsampled(try doubleFrames(x, cache: cache))
         case .downsample2d:
             return try spatial(try padRightBottom(x))
         case .downsample3d:
