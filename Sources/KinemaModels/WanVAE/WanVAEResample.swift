@@ -22,8 +22,8 @@ struct WanVAEResample {
     let mode: WanResampleMode
     let spatial: WanCausalConv  // kT = 1
     let time: WanCausalConv?
-    /// The upsampling modes' nearest ×2 + `spatial` as four 2×2 convolutions (nil: KINEMA_VAE_SUBPIXEL=0, or
-    /// downsampling).
+    /// The upsampling modes' nearest ×2 + `spatial` as four 2×2 convolutions in bf16 / f16 (nil: f32, whose
+    /// results must stay within rounding of the reference's summation order; KINEMA_VAE_SUBPIXEL=0; downsampling).
     let subPixel: WanSubPixelUpsample?
     let backend: any Backend
 
@@ -44,7 +44,7 @@ struct WanVAEResample {
         case .upsample2d, .downsample2d:
             time = nil
         }
-        subPixel = mode.isUpsample && RuntimeOptions.current.vaeSubPixel
+        subPixel = mode.isUpsample && dtype != .f32 && RuntimeOptions.current.vaeSubPixel
             ? try WanSubPixelUpsample(weight: spatial.weight, bias: spatial.bias, backend: w.backend) : nil
         backend = w.backend
     }
