@@ -85,6 +85,9 @@ class Budget:
         return self.end - time.time()
 
 
+RUN_STARTED = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 def autocast(device):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
@@ -93,6 +96,19 @@ def save(path: Path, payload: dict):
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
+
+
+# Settings each stage's record keeps (the export writes every checkpoint's records into training.json).
+STAGE_SETTINGS = dict(vae=("vae_",), vae_decoder=("vae_",), dit=("dit_", "flow_shift"),
+                      distill=("distill_", "teacher_", "base_", "flow_shift"))
+
+
+def history(state, stage: str, cfg: dict, from_step: int, to_step: int) -> list:
+    """The checkpoint's per-call records with this call's appended: which stage ran from which step to which,
+    when, with which settings — the recipe of the weights, call by call."""
+    earlier = list((state or {}).get("history", []))
+    settings = {k: v for k, v in cfg.items() if k.startswith(STAGE_SETTINGS[stage])}
+    return earlier + [dict(stage=stage, from_step=from_step, to_step=to_step, run_started=RUN_STARTED, settings=settings)]
 
 
 def compact(state: dict) -> dict:
@@ -278,6 +294,7 @@ def stage_vae(args, cfg, device, budget: Budget):
         log(f"vae: resumed at step {step}")
     elif cfg.get("vae_temporal_init", 1):
         init_temporal_passthrough(vae)
+    vae_resumed_at = step
     rng = random.Random(1000 + step)
     stats_reserve = 20 if not args.smoke else 1
     max_steps = args.max_steps or 10**9
@@ -348,7 +365,7 @@ def stage_vae(args, cfg, device, budget: Budget):
             log(f"vae step {step} eval (full-length clips): recon PSNR {q['all']:.1f} dB, on the object {q['object']:.1f} dB "
                 f"(frame 0: {q['object_first']:.1f} dB, later frames: {q['object_later']:.1f} dB)")
         if time.time() - last_save > 120:
-            save(path, dict(model=compact(vae.state_dict()), step=step))
+            save(path, dict(model=compact(vae.state_dict()), step=step, history=history(state, "vae", cfg, vae_resumed_at, step)))
             last_save = time.time()
     # Latent statistics over full-length clips (posterior means), written into the config as diffusers'
     # Wan VAE config carries them (latents_mean / latents_std).
@@ -369,7 +386,8 @@ def stage_vae(args, cfg, device, budget: Budget):
     log(f"vae done at step {step}: recon PSNR {q['all']:.1f} dB, on the object {q['object']:.1f} dB (frame 0: "
         f"{q['object_first']:.1f} dB, later frames: {q['object_later']:.1f} dB; full-length clips); latent mean {mean.tolist()}")
     log(f"latent std {std.tolist()}")
-    save(path, dict(model=compact(vae.state_dict()), step=step, latents_mean=mean.tolist(), latents_std=std.tolist()))
+    save(path, dict(model=compact(vae.state_dict()), step=step, latents_mean=mean.tolist(), latents_std=std.tolist(),
+                    history=history(state, "vae", cfg, vae_resumed_at, step)))
 
 
 def stage_vae_decoder(args, cfg, device, budget: Budget):
@@ -419,7 +437,7 @@ def stage_vae_decoder(args, cfg, device, budget: Budget):
     q = vae_recon_psnr(vae, cfg, device)
     log(f"vae_decoder done at step {step}: recon PSNR {q['all']:.1f} dB, on the object {q['object']:.1f} dB "
         f"(frame 0: {q['object_first']:.1f} dB, later frames: {q['object_later']:.1f} dB)")
-    state.update(model=compact(vae.state_dict()), decoder_step=step)
+    state.update(model=compact(vae.state_dict()), decoder_step=step, history=history(state, "vae_decoder", cfg, start, step))
     save(path, state)
 
 
@@ -554,7 +572,7 @@ def stage_dit(args, cfg, device, budget: Budget):
         if parallel.is_main():
             save(path, dict(dit=compact(dit.state_dict()), encoder=compact(encoder.state_dict()),
                             ema_dit=compact(ema_dit.state_dict()), ema_encoder=compact(ema_enc.state_dict()), step=step,
-                            config=cfg))
+                            config=cfg, history=history(state, "dit", cfg, resumed_at, step)))
 
     left = stage_seconds + 15
     while step < max_steps:
@@ -759,7 +777,9 @@ def stage_distill(args, cfg, device, budget: Budget):
 
     def checkpoint():
         if parallel.is_main():
-            save(path, dict(ema=compact(ema.state_dict()), step=step, base_step=base_step))
+            save(path, dict(ema=compact(ema.state_dict()), step=step, base_step=base_step,
+                            history=history(state if state and state.get("base_step") == base_step else None,
+                                            "distill", cfg, resumed_at, step)))
 
     while step < max_steps:
         if (not parallel.active() or (step - resumed_at) % 10 == 0) and \
@@ -853,9 +873,14 @@ def stage_export(args, cfg, device, budget: Budget):
         (out / "distill" / "lightx2v_config.json").write_text(json.dumps(dict(
             common, infer_steps=len(STEP_LIST), denoising_step_list=STEP_LIST, sample_guide_scale=1.0, enable_cfg=False),
             indent=2) + "\n")
+    # Each checkpoint's per-call records (`history`): the recipe of these weights stage by stage; `config` is only
+    # the export call's settings. Checkpoints from before the records existed have none.
+    vae_state, dit_state = load(args.work / "vae.pt") or {}, load(args.work / "dit.pt") or {}
+    stages = dict(vae=vae_state.get("history", []), dit=dit_state.get("history", []),
+                  distill=distill.get("history", []) if distill else [])
     (out / "training.json").write_text(json.dumps(dict(
         base_steps_trained=base_step, distill_steps_trained=distill["step"] if distill else None, config=cfg,
-        step_list=STEP_LIST), indent=2) + "\n")
+        step_list=STEP_LIST, stages=stages), indent=2) + "\n")
     total = 0
     for p in sorted(out.rglob("*")):
         if p.is_file():
