@@ -34,7 +34,6 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         /// cuDNN BYTE_ALIGNMENT of x, w, y, bias and residual (0 where absent): engines specialize on it.
         var alignment: [Int]
 
-        /// [B, T', H', W', Cout].
         /// The problem as text, for the plan memory's key (with the lowering's version: bump
         /// `loweringVersion` when `lower` builds a different graph, so remembered choices are made again).
         var text: String {
@@ -42,6 +41,7 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
                 + "residual \(residual) fusion \(fusion) alignment \(alignment)"
         }
 
+        /// [B, T', H', W', Cout].
         var output: [Int] {
             var out = [input[0], 0, 0, 0, filter[0]]
             for axis in 0..<3 { out[1 + axis] = (input[1 + axis] + 2 * padding[axis] - filter[1 + axis]) / stride[axis] + 1 }

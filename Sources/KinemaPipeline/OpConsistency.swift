@@ -56,7 +56,7 @@ enum OpConsistency {
                         ])
                         try queue.enqueue(small, pieces: [HostCopyPiece(sourceOffset: 0, destination: out.hostPointer + count * 4, bytes: 84)])
                     } catch {
-                        try? queue.finish()
+                        withExtendedLifetime(out) { try? queue.finish() }  // queued copies write into `out`: wait first
                         throw error
                     }
                     try queue.finish()
