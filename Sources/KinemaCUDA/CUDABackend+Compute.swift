@@ -124,7 +124,9 @@ extension CUDABackend {
             let activated = activation == .geluTanh ? try unary(.geluTanh, biased) : biased
             return try cast(activated, to: outType)
         }
-        if case .success(let blas) = context.blasLt, a.dtype == b.dtype, outType == a.dtype, a.strides[2] == 1 || k == 1,
+        // D in the operands' dtype, or f32 from bf16/f16 operands (attention scores kept unrounded).
+        let outTypeSuits = outType == a.dtype || (outType == .f32 && (a.dtype == .bf16 || a.dtype == .f16))
+        if case .success(let blas) = context.blasLt, a.dtype == b.dtype, outTypeSuits, a.strides[2] == 1 || k == 1,
             a.strides[1] >= k || m == 1
         {
             // B either row-major [K, N] or a transposed view of a row-major [N, K] matrix (a Linear weight).
@@ -321,16 +323,25 @@ extension CUDABackend {
         return out
     }
 
-    /// Attention for head dims beyond the kernels' 256 (the Wan VAE's single 384-wide head): f32 scores by
-    /// GEMM, a row softmax, then a GEMM with V — over batch·head slices that keep the Lq × Lk scores within
-    /// ~256 MiB (at 480p one VAE frame is 6240 × 6240 × 4 B = 156 MB).
+    /// Attention for head dims beyond the kernels' 256 (the Wan VAE's single 384-wide head): scores by GEMM,
+    /// a row softmax in f32, then a GEMM with V — over batch·head slices that keep the Lq × Lk f32 scores
+    /// within ~256 MiB (at 480p one VAE frame is 6240 × 6240 × 4 B = 156 MB).
+    /// bf16/f16 operands stay in their dtype: the GEMMs run on tensor cores, accumulate in f32 and write the
+    /// scores in f32; the probabilities are rounded to the operands' dtype before the GEMM with V, as
+    /// PyTorch's fused attention does. (f32 operands: every stage in f32.)
     private func composedAttention(query: Tensor, key: Tensor, value: Tensor, scale: Float) throws -> Tensor {
         let (batch, heads, lq, d) = (query.shape[0], query.shape[1], query.shape[2], query.shape[3])
         let (lk, dv) = (key.shape[2], value.shape[3])
         let slices = batch * heads
-        let q = try reshape(try cast(query, to: .f32), [slices, lq, d])
-        let k = try reshape(try cast(key, to: .f32), [slices, lk, d])
-        let v = try reshape(try cast(value, to: .f32), [slices, lk, dv])
+        let dtype = query.dtype == .bf16 || query.dtype == .f16 ? query.dtype : .f32
+        // [B, H, L, D] views → [B·H, L, D] (no copy when the views merge, e.g. slices of a stacked QKV).
+        func slicesOf(_ x: Tensor, rows: Int, cols: Int) throws -> Tensor {
+            let x = try cast(x, dtype: dtype)
+            return try x.viewed(as: [slices, rows, cols]) ?? reshape(try contiguous(x), [slices, rows, cols])
+        }
+        let q = try slicesOf(query, rows: lq, cols: d)
+        let k = try slicesOf(key, rows: lk, cols: d)
+        let v = try slicesOf(value, rows: lk, cols: dv)
         let perSlice = max(1, lq * lk * DType.f32.byteSize)
         let step = max(1, min(slices, (256 << 20) / perSlice))
         var parts: [Tensor] = []
@@ -340,8 +351,9 @@ extension CUDABackend {
                 try q.narrowed(axis: 0, start: start, length: count), try k.narrowed(axis: 0, start: start, length: count),
                 try v.narrowed(axis: 0, start: start, length: count)
             )
-            let scores = try affine(try matmul(qs, try ks.transposed(1, 2)), scale: scale, shift: 0)  // [n, Lq, Lk]
-            parts.append(try matmul(try softmax(scores), vs))  // [n, Lq, Dv]
+            let raw = try batchedGemm(qs, try ks.transposed(1, 2), bias: nil, outType: .f32)  // [n, Lq, Lk] f32
+            let probabilities = try cast(try softmax(try affine(raw, scale: scale, shift: 0)), dtype: dtype)
+            parts.append(try batchedGemm(probabilities, vs, bias: nil, outType: dtype))  // [n, Lq, Dv]
         }
         let out = parts.count == 1 ? parts[0] : try concat(parts, axis: 0)
         return try cast(try reshape(out, [batch, heads, lq, dv]), to: query.dtype)

@@ -193,24 +193,47 @@ public struct SyntheticWeights {
     public mutating func next() -> Float { (generator.unitFloat() - 0.5) * 0.1 }
 
     /// Large tensors (a umT5-XXL embedding table is 1.05 G values) are filled in parallel chunks, each with
-    /// its own generator derived from one draw of the main one, so the values depend only on the seed.
+    /// its own generator derived from one draw of the main one, so the values depend only on the seed. Each
+    /// chunk is stored straight into the tensor in its dtype (the same rounding as converting the f32 values
+    /// afterwards), so a 14B model's weights never exist as one f32 array on the host.
     public mutating func tensor(shape: [Int], dtype: DType) throws -> Tensor {
         let count = shape.reduce(1, *)
-        var values = [Float](repeating: 0, count: count)
+        let storedType = dtype.isFloatingPoint ? dtype : .f32
         let chunk = 1 << 20
         if count <= chunk {
+            var values = [Float](repeating: 0, count: count)
             for index in 0..<count { values[index] = next() }
-        } else {
-            let base = generator.next()
-            let chunks = (count + chunk - 1) / chunk
-            values.withUnsafeMutableBufferPointer { buffer in
-                let out = SendablePointer(buffer.baseAddress!)
-                DispatchQueue.concurrentPerform(iterations: chunks) { c in
-                    var local = SyntheticWeights(seed: base &+ UInt64(c) &* 0xD1B5_4A32_D192_ED03)
-                    for index in c * chunk..<min(count, (c + 1) * chunk) { out.pointer[index] = local.next() }
+            return try Tensor(values, shape: shape, dtype: storedType)
+        }
+        let tensor = try Tensor.uninitialized(shape, dtype: storedType)
+        let base = generator.next()
+        let chunks = (count + chunk - 1) / chunk
+        let destination = SendablePointer(tensor.hostPointer.assumingMemoryBound(to: UInt8.self))
+        let failures = FailureBox()
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            var local = SyntheticWeights(seed: base &+ UInt64(c) &* 0xD1B5_4A32_D192_ED03)
+            let range = c * chunk..<min(count, (c + 1) * chunk)
+            var values = [Float](repeating: 0, count: range.count)
+            for index in values.indices { values[index] = local.next() }
+            do {
+                try values.withUnsafeBufferPointer { source in
+                    try HostElements.store(
+                        source, into: UnsafeMutableRawPointer(destination.pointer + range.lowerBound * storedType.byteSize), dtype: storedType)
                 }
+            } catch {
+                failures.record(error)
             }
         }
-        return try Tensor(values, shape: shape, dtype: dtype.isFloatingPoint ? dtype : .f32)
+        if let error = failures.first { throw error }
+        return tensor
     }
+}
+
+/// The first error thrown inside a `concurrentPerform` body (which cannot throw itself).
+private final class FailureBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var error: (any Error)?
+
+    func record(_ error: any Error) { lock.withLock { if self.error == nil { self.error = error } } }
+    var first: (any Error)? { lock.withLock { error } }
 }
