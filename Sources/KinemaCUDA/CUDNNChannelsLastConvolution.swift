@@ -19,6 +19,16 @@ import KinemaCore
 // costs milliseconds once per problem. (Finalizing a runtime-fusion plan may compile kernels: the first
 // call of a problem can take much longer than the rest; `kinema cudnn-probe` reports it.) The choice is
 // remembered beside the kernel cache (CUDNNPlanMemory): a later process finalizes only the winner.
+//
+// On a machine whose driver has not compiled cuDNN's generated kernels yet, each finalize is a PTX → SASS
+// compile of 0.2–0.7 s instead of ~30 ms (H100, 2026-11-27: the first 480p decode of a fresh machine spent
+// 45 s finalizing 4 candidates × 30 problems; with the driver's JIT cache disabled, 58 s; once the cache held
+// them, 4.6 s). So once a candidate takes longer than `coldFinalizeSeconds` to finalize, no further candidate
+// is finalized: heuristics' first plan alone is used untimed, or the fastest of those built so far, and the
+// choice is remembered as untimed. The timing bought < 1% of decode time (0.803 against 0.810 s), not worth
+// more compiles a problem (first 480p decode of a fresh H100: 49.5 s → 18.4 s when only the first candidate
+// stopped the choice). KINEMA_CUDNN_CANDIDATES set explicitly times every candidate however long it takes to
+// finalize, and makes untimed remembered choices again.
 
 final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     struct Key: Hashable {
@@ -59,6 +69,8 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         let fused: Bool
         let chosenBy: String
         let milliseconds: Double?
+        /// Chosen without timing every candidate because a finalize compiled kernels (remembered as untimed).
+        var untimed = false
         /// Host seconds spent finalizing each returned candidate plan (runtime-fusion engines compile there).
         var finalizeSeconds: [Double] = []
         /// Host seconds of the whole plan choice for this problem (see `run`).
@@ -98,6 +110,10 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     /// Plans timed per new problem (KINEMA_CUDNN_CANDIDATES overrides: 1 takes heuristics' first plan untimed,
     /// for measuring what the choice costs on a first call against what it gains per call).
     static let candidates = RuntimeOptions.current.cudnnPlanCandidates
+    /// A first finalize slower than this means the kernels are being compiled (see the header).
+    static let coldFinalizeSeconds = 0.15
+    /// Whether a slow first finalize ends the choice (not when KINEMA_CUDNN_CANDIDATES asked for timing).
+    static let stopsOnCompile = candidates > 1 && !RuntimeOptions.current.cudnnPlanCandidatesRequested
     /// Version of the graph `lower` builds, part of the plan memory's key.
     static let loweringVersion = 1
     /// Choices made by earlier processes (nil: none kept). Used only when plans are timed (candidates > 1), so
@@ -219,12 +235,12 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     private func build(_ key: Key, buffers: Buffers, context: CUDAContext) throws -> Plan {
         let limit = workspaceLimit(context)
         if let memory, let choice = memory.recall(key.text), choice.fused == false || key.fusion, choice.workspaceLimit >= limit,
-            let plan = try? recalled(key, choice, limit: limit)
+            choice.timed || Self.stopsOnCompile, let plan = try? recalled(key, choice, limit: limit)
         {
             return plan
         }
         let plan = try choose(key, buffers: buffers, limit: limit, context: context)
-        memory?.remember(key.text, .init(fused: plan.fused, config: plan.engineIndex, workspaceLimit: limit))
+        memory?.remember(key.text, .init(fused: plan.fused, config: plan.engineIndex, workspaceLimit: limit, timed: !plan.untimed))
         return plan
     }
 
@@ -233,7 +249,7 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         try lower(key, fused: choice.fused, into: builder)
         let only = try builder.plans(limit: 1, maxWorkspace: limit, onlyConfig: choice.config)[0]
         let plan = Plan(graph: builder, plan: only.plan, workspace: only.workspace, engineIndex: only.engineIndex, fused: choice.fused,
-            chosenBy: "remembered from an earlier process", milliseconds: nil)
+            chosenBy: choice.timed ? "remembered from an earlier process" : "remembered from an earlier process, untimed", milliseconds: nil)
         plan.finalizeSeconds = [only.finalizeSeconds]
         return plan
     }
@@ -266,12 +282,18 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         try lower(key, fused: fused, into: builder)
         // Plans over the workspace limit are skipped without counting, so KINEMA_CUDNN_CANDIDATES=1 still gets a plan
         // that fits where one exists (the error lists each config's reason otherwise).
-        let fitting = try builder.plans(limit: Self.candidates, maxWorkspace: limit)
+        let fitting = try builder.plans(
+            limit: Self.candidates, maxWorkspace: limit, stopAfterSlowFinalize: Self.stopsOnCompile ? Self.coldFinalizeSeconds : nil)
+        // Fewer than asked because a finalize compiled kernels (see the header).
+        let cutShort = Self.stopsOnCompile && fitting.count < Self.candidates && (fitting.last?.finalizeSeconds ?? 0) > Self.coldFinalizeSeconds
         if fitting.count == 1 {
             let only = fitting[0]
             let plan = Plan(graph: builder, plan: only.plan, workspace: only.workspace, engineIndex: only.engineIndex, fused: fused,
-                chosenBy: Self.candidates == 1 ? "heuristics' first, untimed" : "only plan", milliseconds: nil)
+                chosenBy: Self.candidates == 1 ? "heuristics' first, untimed"
+                    : cutShort ? "heuristics' first, untimed: its finalize compiled kernels" : "only plan",
+                milliseconds: nil)
             plan.finalizeSeconds = fitting.map(\.finalizeSeconds)
+            plan.untimed = cutShort
             return plan
         }
         let bindings = buffers.bindings(fused: fused)
@@ -299,8 +321,10 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         let chosen = fitting[best.index]
         let plan = Plan(
             graph: builder, plan: chosen.plan, workspace: chosen.workspace, engineIndex: chosen.engineIndex, fused: fused,
-            chosenBy: "fastest of \(fitting.count) timed", milliseconds: best.milliseconds)
+            chosenBy: "fastest of \(fitting.count) timed" + (cutShort ? ", the last one's finalize compiled kernels" : ""),
+            milliseconds: best.milliseconds)
         plan.finalizeSeconds = fitting.map(\.finalizeSeconds)
+        plan.untimed = cutShort
         return plan
     }
 }

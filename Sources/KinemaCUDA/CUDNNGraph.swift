@@ -314,7 +314,9 @@ final class CUDNNGraphBuilder {
     /// finalizeSeconds: host wall time of the plan's finalize (a runtime-fusion engine compiles its kernel there).
     /// Plans needing more than `maxWorkspace` bytes are finalized (to learn their size) but neither returned nor
     /// counted towards `limit`. `onlyConfig`: finalize that config of heuristics' list alone (a remembered choice).
-    func plans(limit: Int, maxWorkspace: Int = .max, onlyConfig: Int? = nil) throws
+    /// `stopAfterSlowFinalize`: once a plan that fits took longer than this to finalize, return the plans built so
+    /// far (its kernels were compiled, not found in the driver's cache; see CUDNNChannelsLastConvolution).
+    func plans(limit: Int, maxWorkspace: Int = .max, onlyConfig: Int? = nil, stopAfterSlowFinalize: Double? = nil) throws
         -> [(plan: BackendDescriptor, workspace: Int, engineIndex: Int, finalizeSeconds: Double)]
     {
         let graph = try make(CUDNNCode.operationGraphDescriptor, "operation graph")
@@ -353,7 +355,9 @@ final class CUDNNGraphBuilder {
                     failures.append("config \(index): needs \(workspace >> 20) MiB of workspace, over the \(maxWorkspace >> 20) MiB limit")
                     continue
                 }
-                built.append((plan, workspace, index, Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9))
+                let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
+                built.append((plan, workspace, index, seconds))
+                if let stopAfterSlowFinalize, seconds > stopAfterSlowFinalize { break }
             } catch {
                 failures.append("config \(index): \(error)")
             }

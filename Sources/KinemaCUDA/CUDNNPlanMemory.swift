@@ -20,24 +20,27 @@ struct CUDNNPlanMemory {
         var config: Int
         /// Workspace bytes plans were allowed when this one was chosen.
         var workspaceLimit: Int
+        /// false: chosen without timing every candidate, because a finalize compiled kernels (see CUDNNChannelsLastConvolution).
+        var timed: Bool
 
-        var text: String { "fused \(fused ? 1 : 0) config \(config) limit \(workspaceLimit)" }
+        var text: String { "fused \(fused ? 1 : 0) config \(config) limit \(workspaceLimit)" + (timed ? "" : " untimed") }
 
         /// Parses `text`; nil for anything else (a foreign or damaged record is a miss, never an error).
         init?(text: String) {
             let parts = text.split(separator: " ")
-            guard parts.count == 6, parts[0] == "fused", parts[2] == "config", parts[4] == "limit",
-                let fused = Int(parts[1]), fused == 0 || fused == 1,
+            guard parts.count == 6 || (parts.count == 7 && parts[6] == "untimed"), parts[0] == "fused", parts[2] == "config",
+                parts[4] == "limit", let fused = Int(parts[1]), fused == 0 || fused == 1,
                 let config = Int(parts[3]), config >= 0, config < 10_000,
                 let limit = Int(parts[5]), limit >= 0
             else { return nil }
-            self.init(fused: fused == 1, config: config, workspaceLimit: limit)
+            self.init(fused: fused == 1, config: config, workspaceLimit: limit, timed: parts.count == 6)
         }
 
-        init(fused: Bool, config: Int, workspaceLimit: Int) {
+        init(fused: Bool, config: Int, workspaceLimit: Int, timed: Bool = true) {
             self.fused = fused
             self.config = config
             self.workspaceLimit = workspaceLimit
+            self.timed = timed
         }
     }
 

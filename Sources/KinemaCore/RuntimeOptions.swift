@@ -29,6 +29,9 @@ public struct RuntimeOptions: Sendable {
     /// cuDNN graph-API conv plans finalized and timed per new problem (KINEMA_CUDNN_CANDIDATES, ≥ 1; default 4).
     /// 1: heuristics' first plan, untimed — for weighing the first call's cost against the choice's gain.
     public var cudnnPlanCandidates: Int
+    /// Whether KINEMA_CUDNN_CANDIDATES was set: the candidates are then timed even where their kernels must be
+    /// compiled first, and remembered choices made untimed are made again (CUDNNChannelsLastConvolution).
+    public var cudnnPlanCandidatesRequested: Bool
     /// KINEMA_DOCTOR_TRACE=1: `kinema doctor` names each check on stderr as it starts.
     public var doctorTrace: Bool
     /// KINEMA_FUSED=0/off: the CUDA backend runs the DiT's fused passes (GEMM epilogues, LayerNorm +
@@ -60,7 +63,9 @@ public struct RuntimeOptions: Sendable {
         demoModel = environment["KINEMA_DEMO_MODEL"].flatMap { $0.isEmpty ? nil : $0 }
         attentionEngine = environment["KINEMA_ATTENTION"].flatMap { $0.isEmpty ? nil : $0 }
         convolutionEngine = environment["KINEMA_CONV"].flatMap { $0.isEmpty ? nil : $0 }
-        cudnnPlanCandidates = environment["KINEMA_CUDNN_CANDIDATES"].flatMap(Int.init).map { max(1, $0) } ?? 4
+        let requestedCandidates = environment["KINEMA_CUDNN_CANDIDATES"].flatMap(Int.init).map { max(1, $0) }
+        cudnnPlanCandidates = requestedCandidates ?? 4
+        cudnnPlanCandidatesRequested = requestedCandidates != nil
         doctorTrace = environment["KINEMA_DOCTOR_TRACE"].map { !$0.isEmpty && $0 != "0" } ?? false
         fusedPasses = !["0", "off", "false", "no"].contains((environment["KINEMA_FUSED"] ?? "").lowercased())
         vaeSubPixel = !["0", "off", "false", "no"].contains((environment["KINEMA_VAE_SUBPIXEL"] ?? "").lowercased())

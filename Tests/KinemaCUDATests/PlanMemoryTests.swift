@@ -55,6 +55,18 @@ final class PlanMemoryTests: XCTestCase {
         XCTAssertNil(CUDNNPlanMemory(folder: folder, environment: "cuDNN 91500, H100 sm_90").recall("conv A"))
     }
 
+    /// A choice taken untimed (its finalize compiled kernels) reads back as untimed; a timed one as timed.
+    func testUntimedChoiceRoundTrips() {
+        let memory = CUDNNPlanMemory(folder: folder, environment: "e")
+        let untimed = CUDNNPlanMemory.Choice(fused: true, config: 0, workspaceLimit: 1 << 30, timed: false)
+        XCTAssertEqual(untimed.text, "fused 1 config 0 limit 1073741824 untimed")
+        memory.remember("conv A", untimed)
+        XCTAssertEqual(memory.recall("conv A"), untimed)
+        XCTAssertEqual(memory.recall("conv A")?.timed, false)
+        memory.remember("conv A", .init(fused: true, config: 2, workspaceLimit: 1 << 30))
+        XCTAssertEqual(memory.recall("conv A")?.timed, true, "a timed choice replaces the untimed one")
+    }
+
     func testDamagedChoiceIsAMiss() {
         for text in [
             "", "fused 1 config", "fused 2 config 1 limit 0", "fused 1 config -1 limit 0", "fused 0 config x limit 0", "fused 1 config 3",
@@ -63,6 +75,8 @@ final class PlanMemoryTests: XCTestCase {
             XCTAssertNil(CUDNNPlanMemory.Choice(text: text), text)
         }
         XCTAssertEqual(CUDNNPlanMemory.Choice(text: "fused 0 config 12 limit 2147483648"), .init(fused: false, config: 12, workspaceLimit: 1 << 31))
+        XCTAssertNil(CUDNNPlanMemory.Choice(text: "fused 0 config 12 limit 0 timed"))
+        XCTAssertNil(CUDNNPlanMemory.Choice(text: "fused 0 config 12 limit 0 untimed x"))
         let memory = CUDNNPlanMemory(folder: folder, environment: "e")
         memory.store.write(key: "cudnn plan choice\ne\nconv A", payload: Array("fused 1 config".utf8))
         XCTAssertNil(memory.recall("conv A"))

@@ -43,7 +43,8 @@ for part in "${parts[@]}"; do
         # cuDNN's plan choice per conv problem (each plan line: setup ms, and its candidates' finalize ms). Three runs: cold
         # kernel cache with 4 candidates; warm cache, 4 candidates (the plans the cold run chose, remembered in the cache
         # folder: only the winners finalize); warm cache, heuristics' first plan only.
-        # FIRST_USE_RUNS picks fewer, e.g. "cold 4,warm 1" (the cold run's plan lines alone split NVRTC from cuDNN).
+        # FIRST_USE_RUNS picks fewer, e.g. "cold 4,warm 1" (the cold run's plan lines alone split NVRTC from cuDNN);
+        # "cold default,warm default": Kinema's default rule (see CUDNNChannelsLastConvolution).
         # A third word "nojit" runs with CUDA_CACHE_DISABLE=1 (the driver's PTX JIT cache off): on a machine whose
         # first process paid 49.5 s against 5.75 s for later ones, it tells whether that cache is the difference.
         rm -rf /tmp/kinema-kernel-cache-first-use
@@ -52,8 +53,11 @@ for part in "${parts[@]}"; do
             set -- $run
             [ "$1" = cold ] && rm -rf /tmp/kinema-kernel-cache-first-use   # each cold run starts from an empty Kinema cache
             label="$1-$2${3:+-$3}"
+            # "default" leaves KINEMA_CUDNN_CANDIDATES unset: Kinema's own rule (4 timed, unless the first plan's
+            # finalize compiled kernels: then it alone, untimed).
+            candidates=$([ "$2" = default ] && echo "" || echo "$2")
             CUDA_CACHE_DISABLE=$([ "${3:-}" = nojit ] && echo 1 || echo 0) KINEMA_KERNEL_CACHE=/tmp/kinema-kernel-cache-first-use \
-                KINEMA_CUDNN_CANDIDATES=$2 timeout 150 $K bench --vae \
+                env ${candidates:+KINEMA_CUDNN_CANDIDATES=$candidates} timeout 150 $K bench --vae \
                 --frames 81 --height 480 --width 832 --device cuda --precision bf16 --warmup 1 --iterations 2 \
                 > "$OUT/k-vae-first-use-$label.log" 2>&1
             echo "first use ($1 kernel cache, $2 candidates${3:+, $3}): $(grep -h 'warm-up' "$OUT/k-vae-first-use-$label.log")" \
