@@ -114,13 +114,13 @@ final class CUBLASLt: @unchecked Sendable {
         var algorithm: [UInt8]  // cublasLtMatmulHeuristicResult_t (96 bytes); the algo is its first 64
     }
 
-    /// D[batch, M, N] = epilogue(A[batch, M, K] · B), where B is [K, N] (`transposedB` false) or the
+    /// D[batch, M, N] = epilogue(alpha · A[batch, M, K] · B), where B is [K, N] (`transposedB` false) or the
     /// transpose of a [N, K] matrix (true, e.g. a Linear weight). Compute in f32. `bias` is the device
     /// address of N elements of D's dtype (for the bias epilogues). Throws if cuBLASLt has no algorithm
     /// (callers fall back to a plain GEMM and separate passes).
     func gemm(
         a: Operand, b: Operand, d: Operand, m: Int, n: Int, k: Int, batch: Int, transposedB: Bool,
-        epilogue: Epilogue = .none, bias: CUdeviceptr = 0, stream: CUhandle?
+        epilogue: Epilogue = .none, bias: CUdeviceptr = 0, alpha: Float = 1, stream: CUhandle?
     ) throws {
         let key = PlanKey(
             m: m, n: n, k: k, batch: batch, a: a.dtype, b: b.dtype, d: d.dtype, lda: a.rowStride, ldb: b.rowStride,
@@ -149,7 +149,7 @@ final class CUBLASLt: @unchecked Sendable {
                 var pointer = UInt64(bias)
                 try check(descSet(plan.operation, 8, &pointer, 8), "BIAS_POINTER")  // CUBLASLT_MATMUL_DESC_BIAS_POINTER
             }
-            var alpha: Float = 1
+            var alpha = alpha
             var beta: Float = 0
             let status = plan.algorithm.withUnsafeBytes { algo in
                 matmulCall(

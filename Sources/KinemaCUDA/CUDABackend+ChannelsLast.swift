@@ -111,13 +111,32 @@ extension CUDABackend {
     }
 
     /// The norm of x's rows (then SiLU when `silu`) into `out` (x's shape, contiguous, possibly a view at an
-    /// offset): a warp per group of rows up to 512 wide, a block per row beyond.
+    /// offset): a lane group per row of whole 16-byte vectors (up to 256 vectors: 2,048 bf16), else a warp per row
+    /// up to 512 wide, a block per row beyond.
     func rmsNormRows(_ x: Tensor, weight: Tensor?, eps: Float, silu: Bool, into out: Tensor) throws {
         let (input, count, width) = try rows(x, "rmsNorm")
         let w = try parameter(weight, length: width, "rmsNorm weight")
         guard count > 0 else { return }
         let source = RowKernels.norms(x.dtype)
-        if let variant = RowKernels.warpRowVariants.first(where: { width <= $0.width }) {
+        let lanes = 16 / x.dtype.byteSize
+        let vectors = width / lanes
+        if width % lanes == 0, address(input) % 16 == 0, address(out) % 16 == 0,
+            let variant = RowKernels.vectorRowVariants.first(where: { vectors <= $0.lanes * $0.vectorsPerLane })
+        {
+            // 32 / lanes rows a warp, 8 warps per 256-thread block, the grid capped where warps start striding.
+            let rowsPerBlock = 8 * (32 / variant.lanes)
+            let blocks = min((count + rowsPerBlock - 1) / rowsPerBlock, context.multiprocessors * 16)
+            try launch(variant.name, source, grid: (blocks, 1, 1), block: (256, 1, 1)) { arguments in
+                arguments.append(address(input))
+                arguments.append(address(out))
+                arguments.append(Int64(count))
+                arguments.append(Int32(vectors))
+                arguments.append(Int32(width))
+                arguments.append(optionalAddress(w))
+                arguments.append(eps)
+                arguments.append(Int32(silu ? 1 : 0))
+            }
+        } else if let variant = RowKernels.warpRowVariants.first(where: { width <= $0.width }) {
             // One warp per group of rows, 8 warps per 256-thread block, the grid capped where warps start striding.
             let rowsPerBlock = 8 * variant.rowsPerWarp
             let blocks = min((count + rowsPerBlock - 1) / rowsPerBlock, context.multiprocessors * 16)

@@ -110,10 +110,13 @@ extension CUDABackend {
     /// out[batch] = activation(a[batch] · b[batch] + bias) for 3-D operand views (batch, rows, cols) with
     /// any strides: cuBLASLt when the operands suit it (same float dtype, unit inner stride), with bias
     /// and GELU in its epilogue, else the built-in tiled kernel and separate bias/GELU passes.
-    /// `bias` is [N] f32 or nil.
+    /// `bias` is [N] f32 or nil. `scale` multiplies the product (cuBLASLt's alpha; only without bias or activation).
     private func batchedGemm(
-        _ a: Tensor, _ b: Tensor, bias: Tensor?, activation: LinearActivation = .none, outType: DType
+        _ a: Tensor, _ b: Tensor, bias: Tensor?, activation: LinearActivation = .none, scale: Float = 1, outType: DType
     ) throws -> Tensor {
+        guard scale == 1 || (bias == nil && activation == .none) else {
+            throw KinemaError.invalidArgument("batchedGemm: a scale only without bias or activation")
+        }
         let (batch, m, k, n) = (a.shape[0], a.shape[1], a.shape[2], b.shape[2])
         let out = try empty([batch, m, n], outType)
         guard batch > 0, m > 0, n > 0 else { return out }
@@ -171,7 +174,7 @@ extension CUDABackend {
                     try context.profiled("cublasLt gemm \(a.dtype.rawValue)") {
                         try blas.gemm(
                             a: operands.a, b: operands.b, d: operands.d, m: m, n: n, k: k, batch: batch, transposedB: useTransposed,
-                            stream: context.stream)
+                            alpha: scale, stream: context.stream)
                     }
                 } catch {
                     // e.g. no algorithm for operands this poorly aligned (a view starting inside a row): Kinema's kernel.
@@ -201,6 +204,7 @@ extension CUDABackend {
             arguments.append(Int32(k))
             arguments.append(optionalAddress(bias))
         }
+        if scale != 1 { return try affine(out, scale: scale, shift: 0) }
         return activation == .geluTanh ? try unary(.geluTanh, out) : out
     }
 
@@ -351,8 +355,8 @@ extension CUDABackend {
                 try q.narrowed(axis: 0, start: start, length: count), try k.narrowed(axis: 0, start: start, length: count),
                 try v.narrowed(axis: 0, start: start, length: count)
             )
-            let raw = try batchedGemm(qs, try ks.transposed(1, 2), bias: nil, outType: .f32)  // [n, Lq, Lk] f32
-            let probabilities = try cast(try softmax(try affine(raw, scale: scale, shift: 0)), dtype: dtype)
+            let scores = try batchedGemm(qs, try ks.transposed(1, 2), bias: nil, scale: scale, outType: .f32)  // [n, Lq, Lk] f32
+            let probabilities = try cast(try softmax(scores), dtype: dtype)
             parts.append(try batchedGemm(probabilities, vs, bias: nil, outType: dtype))  // [n, Lq, Dv]
         }
         let out = parts.count == 1 ? parts[0] : try concat(parts, axis: 0)

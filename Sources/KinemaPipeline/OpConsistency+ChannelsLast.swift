@@ -6,7 +6,8 @@ import KinemaCore
 // The channels-last VAE ops against the CPU reference: conv3dChannelsLast on the Wan VAE's kinds of
 // convolution (3×3×3 causal with bias and residual, conv_in's 3 input channels, the head's 3 output channels,
 // the 2-D downsample's stride [1, 2, 2], the temporal downsample's stride [2, 1, 1], the 1×1×1 shortcut) at
-// odd sizes, and rmsNorm(silu:) at the VAE's widths, beyond the warp kernel's 512, and on a permuted input.
+// odd sizes, and rmsNorm(silu:) at the VAE's widths, at each vector kernel's width, beyond the warp kernel's 512, and on a
+// permuted input.
 // The convolutions are also run with cuDNN forced (rows "cuDNN …") and with the epilogue unfused.
 
 extension OpConsistency {
@@ -87,6 +88,25 @@ extension OpConsistency {
             Case(name: "rmsNorm+SiLU after a 1-frame prefix, B 2 [2,1|3,5,7,96] \(tag)", tolerance: tolerance) { b in
                 try b.rmsNorm(try b.upload(video), weight: nil, eps: 1e-6, silu: true,
                               after: try b.upload(try random([2, 1, 5, 7, 96], seed: 98, dtype: dtype)))
+            },
+            // Widths for each 16-byte-vector variant (bf16: 5, 16, 24, 128, 192 vectors a row; f32 twice as many).
+            Case(name: "rmsNorm+SiLU [41,192] weight \(tag)", tolerance: tolerance) { b in
+                try b.rmsNorm(try b.upload(try random([41, 192], seed: 99, scale: 2, dtype: dtype)), weight: try b.upload(try random([192], seed: 100)),
+                              eps: 1e-6, silu: true)
+            },
+            Case(name: "rmsNorm(silu: false) [13,128] no weight \(tag)", tolerance: tolerance) { b in
+                try b.rmsNorm(try b.upload(try random([13, 128], seed: 101, dtype: dtype)), weight: nil, eps: 1e-6, silu: false)
+            },
+            Case(name: "rmsNorm+SiLU [9,1024] weight \(tag)", tolerance: tolerance) { b in
+                try b.rmsNorm(try b.upload(try random([9, 1024], seed: 102, dtype: dtype)), weight: try b.upload(try random([1024], seed: 103)),
+                              eps: 1e-6, silu: true)
+            },
+            Case(name: "rmsNorm(silu: false) [5,1536] no weight \(tag)", tolerance: tolerance) { b in
+                try b.rmsNorm(try b.upload(try random([5, 1536], seed: 106, dtype: dtype)), weight: nil, eps: 1e-6, silu: false)
+            },
+            Case(name: "rmsNorm+SiLU [7,40] weight \(tag)", tolerance: tolerance) { b in
+                try b.rmsNorm(try b.upload(try random([7, 40], seed: 104, dtype: dtype)), weight: try b.upload(try random([40], seed: 105)),
+                              eps: 1e-6, silu: true)
             },
             Case(name: "rmsNorm+SiLU [3,1531] (block kernel) weight \(tag)", tolerance: tolerance) { b in
                 try b.rmsNorm(try b.upload(wide), weight: try b.upload(wideWeight), eps: 1e-6, silu: true)

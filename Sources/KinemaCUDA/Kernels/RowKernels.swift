@@ -10,6 +10,14 @@ enum RowKernels {
         (128, 1, "kinema_rms_norm_warp_rows_128"), (256, 1, "kinema_rms_norm_warp_rows_256"), (512, 1, "kinema_rms_norm_warp_rows_512"),
     ]
 
+    /// The 16-byte-vector RMSNorm variants for rows of whole vectors (D a multiple of 16 / element size, rows
+    /// 16-byte aligned): (lanes a row takes, vectors a lane holds, kernel name). A row of V vectors takes the
+    /// first whose lanes · vectors ≥ V.
+    static let vectorRowVariants: [(lanes: Int, vectorsPerLane: Int, name: String)] = [
+        (8, 1, "kinema_rms_norm_vec_rows_8"), (16, 1, "kinema_rms_norm_vec_rows_16"), (32, 1, "kinema_rms_norm_vec_rows_32"),
+        (32, 2, "kinema_rms_norm_vec_rows_32x2"), (32, 4, "kinema_rms_norm_vec_rows_32x4"), (32, 8, "kinema_rms_norm_vec_rows_32x8"),
+    ]
+
     static func norms(_ dtype: DType) -> String {
         ElementwiseKernels.header([("T", dtype)]) + #"""
 
@@ -113,6 +121,67 @@ enum RowKernels {
             const T_T* x, T_T* out, long long rows, int D, const float* w, float eps, int silu) {
             rms_norm_warp_rows<16, 1>(x, out, rows, D, w, eps, silu);
         }
+        // Rows of whole 16-byte vectors (8 bf16/f16 or 4 f32): a group of G lanes (a power of two) per row, 32 / G
+        // rows a warp, lane g of a group holding vectors g, g + G, … (C of them) of its row in registers. Each warp
+        // load is one 16-byte vector a lane — the one-element-a-lane loads of rms_norm_warp_rows move 64 bytes a
+        // warp instruction, these up to 512 — and the group's sum of squares is an xor-shuffle within the group.
+        // r0 is uniform across the warp, so every shuffle is full; lanes past the last row carry zeros.
+        struct alignas(16) RowV16 { unsigned int w[4]; };
+        #define ROW_LANES ((int)(16 / sizeof(T_T)))
+        template <int G, int C>
+        __device__ __forceinline__ void rms_norm_vec_rows(
+            const RowV16* x, RowV16* out, long long rows, int vectors, int D, const float* w, float eps, int silu) {
+            const int lane = threadIdx.x & 31;
+            const int g = lane & (G - 1);
+            const int sub = lane / G;
+            const long long warps = (long long)gridDim.x * (blockDim.x >> 5);
+            const long long warp = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+            for (long long r0 = warp * (32 / G); r0 < rows; r0 += warps * (32 / G)) {
+                const long long r = r0 + sub;
+                float v[C][ROW_LANES];
+                float q = 0.0f;
+                #pragma unroll
+                for (int c = 0; c < C; ++c) {
+                    const int vi = c * G + g;
+                    RowV16 chunk = {{0u, 0u, 0u, 0u}};
+                    if (r < rows && vi < vectors) chunk = x[r * vectors + vi];
+                    const T_T* e = reinterpret_cast<const T_T*>(&chunk);
+                    #pragma unroll
+                    for (int k = 0; k < ROW_LANES; ++k) { v[c][k] = T_LD(e, k); q += v[c][k] * v[c][k]; }
+                }
+                #pragma unroll
+                for (int o = G / 2; o > 0; o >>= 1) q += __shfl_xor_sync(0xffffffffu, q, o);
+                const float scale = rsqrtf(q / D + eps);
+                #pragma unroll
+                for (int c = 0; c < C; ++c) {
+                    const int vi = c * G + g;
+                    if (r < rows && vi < vectors) {
+                        RowV16 chunk;
+                        T_T* e = reinterpret_cast<T_T*>(&chunk);
+                        #pragma unroll
+                        for (int k = 0; k < ROW_LANES; ++k) {
+                            float y = v[c][k] * scale;
+                            if (w) y *= w[vi * ROW_LANES + k];
+                            if (silu) y = silu_f(y);
+                            T_ST(e, k, y);
+                        }
+                        out[r * vectors + vi] = chunk;
+                    }
+                }
+            }
+        }
+        // G lanes a row, C vectors a lane (RowKernels.vectorRowVariants; the grid assumes 32 / G rows a warp).
+        #define KINEMA_VEC_ROWS(NAME, G, C) \
+            extern "C" __global__ void __launch_bounds__(256) NAME( \
+                const RowV16* x, RowV16* out, long long rows, int vectors, int D, const float* w, float eps, int silu) { \
+                rms_norm_vec_rows<G, C>(x, out, rows, vectors, D, w, eps, silu); \
+            }
+        KINEMA_VEC_ROWS(kinema_rms_norm_vec_rows_8, 8, 1)
+        KINEMA_VEC_ROWS(kinema_rms_norm_vec_rows_16, 16, 1)
+        KINEMA_VEC_ROWS(kinema_rms_norm_vec_rows_32, 32, 1)
+        KINEMA_VEC_ROWS(kinema_rms_norm_vec_rows_32x2, 32, 2)
+        KINEMA_VEC_ROWS(kinema_rms_norm_vec_rows_32x4, 32, 4)
+        KINEMA_VEC_ROWS(kinema_rms_norm_vec_rows_32x8, 32, 8)
         extern "C" __global__ void kinema_softmax(const T_T* x, T_T* out, int D) {
             __shared__ float scratch[32];
             const T_T* row = x + (long long)blockIdx.x * D;
