@@ -120,7 +120,7 @@ extension CUDABackend {
         let source = RowKernels.norms(x.dtype)
         let lanes = 16 / x.dtype.byteSize
         let vectors = width / lanes
-        if width % lanes == 0, address(input) % 16 == 0, address(out) % 16 == 0,
+        if width % lanes == 0, address(input) % 16 == 0, address(out) % 16 == 0, w.map({ address($0) % 16 == 0 }) ?? true,
             let variant = RowKernels.vectorRowVariants.first(where: { vectors <= $0.lanes * $0.vectorsPerLane })
         {
             // 32 / lanes rows a warp, 8 warps per 256-thread block, the grid capped where warps start striding.

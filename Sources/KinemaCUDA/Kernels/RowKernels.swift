@@ -27,6 +27,17 @@ enum RowKernels {
             return y * (y >= 0.0f ? 1.0f / (1.0f + e) : e / (1.0f + e));
         }
 
+        // The same with the fast exponential and division (a few ulp from silu_f): for 16-bit outputs, whose one
+        // rounding (2^-9 relative for bf16) dwarfs that; the exact forms cost ≈ 20 FP32 instructions an element,
+        // which kept the VAE's norm + SiLU partly compute-bound (docs/PERF.md, seventh session).
+        // exp(-|y|) = 2^(-|y|·log2 e) and 1 / (1 + e) (1 + e in [1, 2]) on the special-function unit.
+        __device__ __forceinline__ float silu_fast(float y) {
+            float e, s;
+            asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(e) : "f"(-fabsf(y) * 1.4426950408889634f));
+            asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(s) : "f"(1.0f + e));
+            return y * (y >= 0.0f ? s : e * s);
+        }
+
         // x, out: [rows, D] contiguous; w, b: [D] f32 or null.
         extern "C" __global__ void kinema_layer_norm(const T_T* x, T_T* out, int D, const float* w, const float* b, float eps) {
             __shared__ float scratch[32];
@@ -127,6 +138,7 @@ enum RowKernels {
         // warp instruction, these up to 512 — and the group's sum of squares is an xor-shuffle within the group.
         // r0 is uniform across the warp, so every shuffle is full; lanes past the last row carry zeros.
         struct alignas(16) RowV16 { unsigned int w[4]; };
+        struct alignas(16) RowF4 { float a, b, c, d; };
         #define ROW_LANES ((int)(16 / sizeof(T_T)))
         template <int G, int C>
         __device__ __forceinline__ void rms_norm_vec_rows(
@@ -156,13 +168,21 @@ enum RowKernels {
                 for (int c = 0; c < C; ++c) {
                     const int vi = c * G + g;
                     if (r < rows && vi < vectors) {
+                        // The weights of this vector's elements as 16-byte loads (w is 16-byte aligned: see the launch).
+                        float wv[ROW_LANES];
+                        #pragma unroll
+                        for (int h = 0; h < ROW_LANES / 4; ++h) {
+                            RowF4 t = {1.0f, 1.0f, 1.0f, 1.0f};
+                            if (w) t = reinterpret_cast<const RowF4*>(w)[vi * (ROW_LANES / 4) + h];
+                            wv[4 * h] = t.a; wv[4 * h + 1] = t.b; wv[4 * h + 2] = t.c; wv[4 * h + 3] = t.d;
+                        }
                         RowV16 chunk;
                         T_T* e = reinterpret_cast<T_T*>(&chunk);
                         #pragma unroll
                         for (int k = 0; k < ROW_LANES; ++k) {
                             float y = v[c][k] * scale;
-                            if (w) y *= w[vi * ROW_LANES + k];
-                            if (silu) y = silu_f(y);
+                            if (w) y *= wv[k];
+                            if (silu) y = sizeof(T_T) == 2 ? silu_fast(y) : silu_f(y);
                             T_ST(e, k, y);
                         }
                         out[r * vectors + vi] = chunk;
