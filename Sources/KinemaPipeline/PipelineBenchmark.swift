@@ -35,8 +35,13 @@ public struct PipelineBenchmarkRequest {
 
 public struct PipelineBenchmarkReport: Codable {
     public var buildSeconds: Double
+    /// The process's first umT5 encode (its kernels compiled or read from the kernel cache, cuBLASLt's plans).
+    public var firstTextEncodeSeconds: Double
     public var textEncodeSeconds: [Double]
     public var textEncodeMedianSeconds: Double
+    /// The untimed warm-up generations, the first of them the process's first: the DiT's and VAE's kernels
+    /// compiled or read from the kernel cache, cuDNN's attention and convolution plans chosen or recalled.
+    public var warmupRuns: [PipelineRunTiming]
     /// One entry per timed generation.
     public var runs: [PipelineRunTiming]
     public var medianSeconds: Double
@@ -81,9 +86,11 @@ public enum PipelineBenchmark {
         let ids = (0..<pipeline.textLength).map { 3 + ($0 * 7919) % (request.textEncoder.vocabSize - 3) }
         let mask = [Int](repeating: 1, count: ids.count)
         var encodeTimes: [Double] = []
+        var firstEncodeSeconds = 0.0
         for index in 0..<(2 + 5) {
             let start = clock.now
             _ = try backend.download(try textEncoder.encodePrompt(ids: ids, mask: mask))
+            if index == 0 { firstEncodeSeconds = seconds(since: start) }
             if index >= 2 { encodeTimes.append(seconds(since: start)) }
         }
 
@@ -105,15 +112,16 @@ public enum PipelineBenchmark {
                 encodeSeconds: encodeSeconds, stepSeconds: steps, decodeSeconds: seconds(since: decodeStart),
                 totalSeconds: seconds(since: start))
         }
-        for _ in 0..<request.warmup { _ = try generate() }
+        var warmupRuns: [PipelineRunTiming] = []
+        for _ in 0..<request.warmup { warmupRuns.append(try generate()) }
         (backend as? CUDABackend)?.context.resetPeakMemory()
         var runs: [PipelineRunTiming] = []
         for _ in 0..<max(1, request.iterations) { runs.append(try generate()) }
         let totals = runs.map(\.totalSeconds).sorted()
         let peak = Backends.peakDeviceBytes(backend)
         var report = PipelineBenchmarkReport(
-            buildSeconds: buildSeconds, textEncodeSeconds: encodeTimes, textEncodeMedianSeconds: encodeTimes.sorted()[encodeTimes.count / 2],
-            runs: runs, medianSeconds: totals[totals.count / 2], peakDeviceBytes: peak)
+            buildSeconds: buildSeconds, firstTextEncodeSeconds: firstEncodeSeconds, textEncodeSeconds: encodeTimes,
+            textEncodeMedianSeconds: encodeTimes.sorted()[encodeTimes.count / 2], warmupRuns: warmupRuns, runs: runs, medianSeconds: totals[totals.count / 2], peakDeviceBytes: peak)
         if request.profile, let gpu = backend as? CUDABackend {
             gpu.context.startProfiling()
             gpu.context.resetProfile()

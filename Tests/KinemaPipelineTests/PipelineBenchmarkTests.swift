@@ -26,11 +26,14 @@ final class PipelineBenchmarkTests: XCTestCase {
             precision: .f32, device: .cpu)
         request.textEncoder = try UMT5Config.parse(json: try config("text_encoder"), origin: "text_encoder")
         request.vae = try WanVAEConfig.parse(json: try config("vae"), origin: "vae")
-        request.warmup = 0
+        request.warmup = 1
         request.iterations = 2
         let report = try PipelineBenchmark.run(request)
         XCTAssertEqual(report.runs.count, 2)
+        XCTAssertEqual(report.warmupRuns.count, 1, "the first generation is reported apart from the timed ones")
+        XCTAssertEqual(report.warmupRuns.first?.stepSeconds.count, 3)
         XCTAssertEqual(report.textEncodeSeconds.count, 5)
+        XCTAssertGreaterThan(report.firstTextEncodeSeconds, 0)
         for run in report.runs {
             XCTAssertEqual(run.stepSeconds.count, 3)
             XCTAssertGreaterThan(run.decodeSeconds, 0)

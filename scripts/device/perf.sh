@@ -91,8 +91,8 @@ for part in "${parts[@]}"; do
     *) echo "unknown part $part"; exit 2 ;;
     esac
     echo "== $part"
-    grep -hE "median|warm-up|peak|resident|selection|attention|umT5" "$OUT/k-$part.log" 2>/dev/null | head -6
-    grep -hE '"(gpu|dit_forward_median_s|peak_memory_gib|resident_gib|vae_decode_median_s|vae_peak_memory_gib|pipeline_median_s|pipeline_peak_memory_gib|umt5_encode_median_s)"' "$OUT/d-$part.log" 2>/dev/null
+    grep -hE "median|warm-up|first generation|peak|resident|selection|attention|umT5" "$OUT/k-$part.log" 2>/dev/null | head -7
+    grep -hE '"(gpu|dit_forward_median_s|peak_memory_gib|resident_gib|vae_decode_median_s|vae_peak_memory_gib|first_pipeline_s|pipeline_median_s|pipeline_peak_memory_gib|umt5_encode_median_s)"' "$OUT/d-$part.log" 2>/dev/null
 done
 grep -h -A 14 "per-kernel" "$OUT/k-dit13.log" 2>/dev/null
 grep -h -A 12 "per-kernel" "$OUT/k-vae.log" 2>/dev/null
