@@ -37,7 +37,8 @@ extension CUDABackend {
         return out
     }
 
-    /// Rows up to 512 wide take a warp per group of rows, wider ones a block per row (`rmsNormRows`).
+    /// Rows of whole 16-byte vectors (up to 2,048 bf16) take a lane group per row, other rows up to 512 wide a warp
+    /// per row, wider ones a block per row (`rmsNormRows`).
     public func rmsNorm(_ x: Tensor, weight: Tensor?, eps: Float) throws -> Tensor {
         let out = try empty(x.shape, x.dtype)
         try rmsNormRows(x, weight: weight, eps: eps, silu: false, into: out)
@@ -108,14 +109,15 @@ extension CUDABackend {
     // MARK: - Matrix ops
 
     /// out[batch] = activation(a[batch] · b[batch] + bias) for 3-D operand views (batch, rows, cols) with
-    /// any strides: cuBLASLt when the operands suit it (same float dtype, unit inner stride), with bias
-    /// and GELU in its epilogue, else the built-in tiled kernel and separate bias/GELU passes.
-    /// `bias` is [N] f32 or nil. `scale` multiplies the product (cuBLASLt's alpha; only without bias or activation).
+    /// any strides: cuBLASLt when the operands suit it (one float dtype, D in it or f32 from bf16/f16 operands,
+    /// unit inner stride), with bias and GELU in its epilogue, else the built-in tiled kernel and separate
+    /// bias/GELU passes. `bias` is [N] f32 or nil. `scale` multiplies the product (cuBLASLt's alpha): only with an
+    /// f32 D and neither bias nor activation, so that the fallback's separate scaling rounds once too.
     private func batchedGemm(
         _ a: Tensor, _ b: Tensor, bias: Tensor?, activation: LinearActivation = .none, scale: Float = 1, outType: DType
     ) throws -> Tensor {
-        guard scale == 1 || (bias == nil && activation == .none) else {
-            throw KinemaError.invalidArgument("batchedGemm: a scale only without bias or activation")
+        guard scale == 1 || (bias == nil && activation == .none && outType == .f32) else {
+            throw KinemaError.invalidArgument("batchedGemm: a scale only with an f32 output and without bias or activation")
         }
         let (batch, m, k, n) = (a.shape[0], a.shape[1], a.shape[2], b.shape[2])
         let out = try empty([batch, m, n], outType)

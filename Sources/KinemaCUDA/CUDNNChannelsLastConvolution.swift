@@ -23,9 +23,9 @@ import KinemaCore
 // On a machine whose driver has not compiled cuDNN's generated kernels yet, each finalize is a PTX → SASS
 // compile of 0.2–0.7 s instead of ~30 ms (H100, 2026-11-27: the first 480p decode of a fresh machine spent
 // 45 s finalizing 4 candidates × 30 problems; with the driver's JIT cache disabled, 58 s; once the cache held
-// them, 4.6 s). So once a candidate takes longer than `coldFinalizeSeconds` to finalize, no further candidate
-// is finalized: heuristics' first plan alone is used untimed, or the fastest of those built so far, and the
-// choice is remembered as untimed. The timing bought < 1% of decode time (0.803 against 0.810 s), not worth
+// them, 4.6 s). So once a candidate that fits the workspace limit takes longer than `coldFinalizeSeconds` to
+// finalize, no further candidate is finalized: heuristics' first plan alone is used untimed, or the fastest of
+// those built so far, and the choice is remembered as untimed. The timing bought < 1% of decode time (0.803 against 0.810 s), not worth
 // more compiles a problem (first 480p decode of a fresh H100: 49.5 s → 18.4 s when only the first candidate
 // stopped the choice). KINEMA_CUDNN_CANDIDATES set explicitly times every candidate however long it takes to
 // finalize, and makes untimed remembered choices again.
@@ -107,12 +107,12 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     /// Workspace bound, as the legacy path (CUDNNConvolution.workspaceLimit), also capped at a quarter of the
     /// free memory when the plan is chosen. The probe's NDHWC plans needed none.
     static let workspaceLimit = 2 << 30
-    /// Plans timed per new problem (KINEMA_CUDNN_CANDIDATES overrides: 1 takes heuristics' first plan untimed,
-    /// for measuring what the choice costs on a first call against what it gains per call).
+    /// At most this many plans timed per new problem (KINEMA_CUDNN_CANDIDATES overrides: 1 takes heuristics' first
+    /// plan untimed, for measuring what the choice costs on a first call against what it gains per call).
     static let candidates = RuntimeOptions.current.cudnnPlanCandidates
-    /// A first finalize slower than this means the kernels are being compiled (see the header).
+    /// A finalize slower than this means the kernels are being compiled (see the header).
     static let coldFinalizeSeconds = 0.15
-    /// Whether a slow first finalize ends the choice (not when KINEMA_CUDNN_CANDIDATES asked for timing).
+    /// Whether a slow finalize ends the choice (not when KINEMA_CUDNN_CANDIDATES asked for timing).
     static let stopsOnCompile = candidates > 1 && !RuntimeOptions.current.cudnnPlanCandidatesRequested
     /// Version of the graph `lower` builds, part of the plan memory's key.
     static let loweringVersion = 1
@@ -284,8 +284,8 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         // that fits where one exists (the error lists each config's reason otherwise).
         let fitting = try builder.plans(
             limit: Self.candidates, maxWorkspace: limit, stopAfterSlowFinalize: Self.stopsOnCompile ? Self.coldFinalizeSeconds : nil)
-        // Fewer than asked because a finalize compiled kernels (see the header).
-        let cutShort = Self.stopsOnCompile && fitting.count < Self.candidates && (fitting.last?.finalizeSeconds ?? 0) > Self.coldFinalizeSeconds
+        // Fewer than asked because a finalize compiled kernels while configs were left untried (see the header).
+        let cutShort = builder.plansStoppedEarly
         if fitting.count == 1 {
             let only = fitting[0]
             let plan = Plan(graph: builder, plan: only.plan, workspace: only.workspace, engineIndex: only.engineIndex, fused: fused,

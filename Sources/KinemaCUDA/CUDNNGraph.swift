@@ -191,6 +191,8 @@ final class CUDNNGraphBuilder {
     private(set) var descriptors: [BackendDescriptor] = []
     private(set) var operations: [BackendDescriptor] = []
     private var nextVirtualID: Int64 = 1000
+    /// Whether the last `plans` call stopped on a slow finalize with configs left untried (`stopAfterSlowFinalize`).
+    private(set) var plansStoppedEarly = false
 
     init(_ api: CUDNN) { self.api = api }
 
@@ -315,7 +317,8 @@ final class CUDNNGraphBuilder {
     /// Plans needing more than `maxWorkspace` bytes are finalized (to learn their size) but neither returned nor
     /// counted towards `limit`. `onlyConfig`: finalize that config of heuristics' list alone (a remembered choice).
     /// `stopAfterSlowFinalize`: once a plan that fits took longer than this to finalize, return the plans built so
-    /// far (its kernels were compiled, not found in the driver's cache; see CUDNNChannelsLastConvolution).
+    /// far (its kernels were compiled, not found in the driver's cache; see CUDNNChannelsLastConvolution), and set
+    /// `plansStoppedEarly` when configs were left untried.
     func plans(limit: Int, maxWorkspace: Int = .max, onlyConfig: Int? = nil, stopAfterSlowFinalize: Double? = nil) throws
         -> [(plan: BackendDescriptor, workspace: Int, engineIndex: Int, finalizeSeconds: Double)]
     {
@@ -342,6 +345,7 @@ final class CUDNNGraphBuilder {
             api.backendGet(heuristics.raw, CUDNNCode.heuristicsResults, CUDNNCode.typeBackendDescriptor, available, &returned, &raws),
             "GetAttribute(engine heuristics.RESULTS)")
         var failures: [String] = []
+        plansStoppedEarly = false
         var built: [(plan: BackendDescriptor, workspace: Int, engineIndex: Int, finalizeSeconds: Double)] = []
         for (index, config) in configs.prefix(Int(returned)).enumerated() where built.count < limit && (onlyConfig ?? index) == index {
             do {
@@ -357,7 +361,12 @@ final class CUDNNGraphBuilder {
                 }
                 let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) * 1e-9
                 built.append((plan, workspace, index, seconds))
-                if let stopAfterSlowFinalize, seconds > stopAfterSlowFinalize { break }
+                if let stopAfterSlowFinalize, seconds > stopAfterSlowFinalize, built.count < limit,
+                    index + 1 < Int(returned), onlyConfig == nil
+                {
+                    plansStoppedEarly = true
+                    break
+                }
             } catch {
                 failures.append("config \(index): \(error)")
             }

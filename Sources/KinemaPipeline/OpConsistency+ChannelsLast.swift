@@ -89,7 +89,8 @@ extension OpConsistency {
                 try b.rmsNorm(try b.upload(video), weight: nil, eps: 1e-6, silu: true,
                               after: try b.upload(try random([2, 1, 5, 7, 96], seed: 98, dtype: dtype)))
             },
-            // Widths for each 16-byte-vector variant (bf16: 5, 16, 24, 128, 192 vectors a row; f32 twice as many).
+            // Widths for each 16-byte-vector variant (bf16: 16, 24, 128, 192, 5 and 4 vectors a row; f32 twice as many,
+            // up to 256: [5,1536] runs the block kernel in f32, [6,32] the 8-lane variant).
             Case(name: "rmsNorm+SiLU [41,192] weight \(tag)", tolerance: tolerance) { b in
                 try b.rmsNorm(try b.upload(try random([41, 192], seed: 99, scale: 2, dtype: dtype)), weight: try b.upload(try random([192], seed: 100)),
                               eps: 1e-6, silu: true)
@@ -106,6 +107,10 @@ extension OpConsistency {
             },
             Case(name: "rmsNorm+SiLU [7,40] weight \(tag)", tolerance: tolerance) { b in
                 try b.rmsNorm(try b.upload(try random([7, 40], seed: 104, dtype: dtype)), weight: try b.upload(try random([40], seed: 105)),
+                              eps: 1e-6, silu: true)
+            },
+            Case(name: "rmsNorm+SiLU [6,32] weight \(tag)", tolerance: tolerance) { b in
+                try b.rmsNorm(try b.upload(try random([6, 32], seed: 107, scale: 2, dtype: dtype)), weight: try b.upload(try random([32], seed: 108)),
                               eps: 1e-6, silu: true)
             },
             Case(name: "rmsNorm+SiLU [3,1531] (block kernel) weight \(tag)", tolerance: tolerance) { b in

@@ -174,6 +174,8 @@ enum OpConsistency {
             })
             cases += try fusedCases(dtype: dtype, tolerance: tol)
             cases += try channelsLastCases(dtype: dtype, tolerance: tol)
+            // f16 takes the 16-bit paths of the norm kernels too (the vector rows' approximate SiLU): its own rows.
+            if dtype == .bf16 { cases += try rmsNormSiLUCases(dtype: .f16, tolerance: 2e-3) }
             // Attention on [B, L, H, D] memory viewed as [B, H, L, D], odd lengths, D = 128.
             let q = try random([2, 37, 3, 128], seed: 17, scale: 0.1, dtype: dtype)
             let k = try random([2, 53, 3, 128], seed: 18, scale: 0.1, dtype: dtype)

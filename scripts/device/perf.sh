@@ -53,11 +53,11 @@ for part in "${parts[@]}"; do
             set -- $run
             [ "$1" = cold ] && rm -rf /tmp/kinema-kernel-cache-first-use   # each cold run starts from an empty Kinema cache
             label="$1-$2${3:+-$3}"
-            # "default" leaves KINEMA_CUDNN_CANDIDATES unset: Kinema's own rule (4 timed, unless the first plan's
-            # finalize compiled kernels: then it alone, untimed).
+            # "default" leaves KINEMA_CUDNN_CANDIDATES unset: Kinema's own rule (up to 4 timed, but a finalize that
+            # compiled kernels ends the choice: the fastest of the plans built so far, remembered as untimed).
             candidates=$([ "$2" = default ] && echo "" || echo "$2")
             CUDA_CACHE_DISABLE=$([ "${3:-}" = nojit ] && echo 1 || echo 0) KINEMA_KERNEL_CACHE=/tmp/kinema-kernel-cache-first-use \
-                env ${candidates:+KINEMA_CUDNN_CANDIDATES=$candidates} timeout 150 $K bench --vae \
+                env -u KINEMA_CUDNN_CANDIDATES ${candidates:+KINEMA_CUDNN_CANDIDATES=$candidates} timeout 150 $K bench --vae \
                 --frames 81 --height 480 --width 832 --device cuda --precision bf16 --warmup 1 --iterations 2 \
                 > "$OUT/k-vae-first-use-$label.log" 2>&1
             echo "first use ($1 kernel cache, $2 candidates${3:+, $3}): $(grep -h 'warm-up' "$OUT/k-vae-first-use-$label.log")" \

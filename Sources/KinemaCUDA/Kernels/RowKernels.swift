@@ -2,7 +2,8 @@ import KinemaCore
 
 // Per-row kernels over contiguous rows of the last axis: LayerNorm, RMSNorm, softmax (one block per row,
 // statistics in f32, two passes so large means do not cancel), reductions, and the interleaved RoPE.
-// Short RMSNorm rows (the channels-last VAE's C = 96…384, up to ~1.6 M rows) take a warp per group of rows instead.
+// Short RMSNorm rows (the channels-last VAE's C = 96…384, up to ~1.6 M rows; the DiT's 1,536) take a group of lanes
+// per row instead: 16-byte vectors where the rows are made of them, else a warp per row.
 
 enum RowKernels {
     /// The warp-per-row RMSNorm variants: (widest row, rows a warp holds at once, kernel name).
