@@ -23,6 +23,7 @@ public final class CUDABackend: Backend, @unchecked Sendable {
         convolutionChoice = try LibraryChoice.parse(options.convolutionEngine, variable: "KINEMA_CONV")
         fusedPasses = options.fusedPasses
         context = try CUDAContext.shared(ordinal: ordinal)
+        if options.kernelPrewarm { context.kernels.prewarmCatalog() }
     }
 
     // MARK: - Launching

@@ -3,7 +3,8 @@ import KinemaCore
 
 // Compiles kernel sources with NVRTC once per process and caches the cubins on disk, keyed by
 // (engine version, NVRTC version, architecture, options, full source). A cache file holds the key text
-// followed by the cubin, and is used only when the stored key matches exactly.
+// followed by the cubin, and is used only when the stored key matches exactly. The CUDA backend starts
+// compiling the catalogue's sources on every core when it is created (KINEMA_KERNEL_PREWARM).
 
 public enum KinemaEngine {
     public static let version = "0.1.0-dev"
@@ -18,13 +19,28 @@ final class KernelCache: @unchecked Sendable {
     /// its source, and hashing it (10 KB for the row kernels) cost 60–80 µs a launch on the 2-core dev VM against
     /// ≈ 1 µs for the comparison (debug build, 2,000 lookups).
     private var functions: [String: [(source: String, function: CUhandle?)]] = [:]
-    private(set) lazy var nvrtc: Result<NVRTCAPI, any Error> = Result { try NVRTCAPI() }
-    private(set) var compiled = 0
-    private(set) var loadedFromDisk = 0
+    /// The cubins: NVRTC, the disk cache, and the compiles started ahead of their first launch.
+    let binaries: KernelBinaries
 
-    init(context: CUDAContext) { self.context = context }
+    init(context: CUDAContext) {
+        self.context = context
+        binaries = KernelBinaries(architecture: context.architecture, folder: RuntimeOptions.current.kernelCacheDirectory)
+    }
 
-    var options: [String] { ["--gpu-architecture=\(context.architecture)", "--std=c++17", "-default-device"] }
+    var nvrtc: Result<NVRTCAPI, any Error> { binaries.nvrtc }
+
+    /// Starts compiling the catalogue's f32 and bf16 sources in the background (once a process; see
+    /// `KernelBinaries.prewarm`). The fallback kernels (tiled GEMM, direct conv3d, plain attention), which the
+    /// cuBLASLt / cuDNN paths rarely leave to run, come last.
+    func prewarmCatalog() {
+        let catalog = KernelCatalog.sources(floats: [.bf16, .f32], hopper: binaries.architecture == "sm_90a")
+        let fallback = ["gemm ", "conv3d ", "attention "]
+        let ordered = catalog.filter { item in !fallback.contains { item.label.hasPrefix($0) } }
+            + catalog.filter { item in fallback.contains { item.label.hasPrefix($0) } }
+        binaries.prewarm(ordered.map(\.source))
+    }
+    var compiled: Int { binaries.counts.compiled }
+    var loadedFromDisk: Int { binaries.counts.fromDisk }
 
     /// The function `name` from the module built from `source`.
     func function(_ name: String, in source: String) throws -> CUhandle? {
@@ -45,18 +61,7 @@ final class KernelCache: @unchecked Sendable {
 
     private func module(for source: String) throws -> CUhandle? {
         if let existing = lock.withLock({ modules[source] }) { return existing }
-        let compiler = try nvrtc.get()
-        let key = ["kinema \(KinemaEngine.version)", "nvrtc \(compiler.version)", context.architecture, options.joined(separator: " "), source]
-            .joined(separator: "\n")
-        let cubin: [UInt8]
-        if let cached = readCache(key: key) {
-            cubin = cached
-            loadedFromDisk += 1
-        } else {
-            cubin = try compiler.compile(source: source, name: "kinema_kernels.cu", options: options)
-            compiled += 1
-            writeCache(key: key, cubin: cubin)
-        }
+        let cubin = try binaries.cubin(for: source)
         try context.makeCurrent()
         var module: CUhandle?
         try cubin.withUnsafeBytes { bytes in
@@ -66,15 +71,107 @@ final class KernelCache: @unchecked Sendable {
         lock.withLock { modules[source] = module }
         return module
     }
+}
 
-    private var disk: KeyedFileCache { KeyedFileCache(folder: RuntimeOptions.current.kernelCacheDirectory, suffix: ".cubin") }
+/// Kernel sources → cubins for one architecture: NVRTC once per process, the disk cache keyed by (engine
+/// version, NVRTC version, architecture, options, full source). Thread-safe: a source asked for while another
+/// thread compiles it waits for that compile instead of starting its own, so `prewarm` can compile a list of
+/// sources on every core ahead of their first launch — on a machine with an empty cache the first umT5 encode
+/// spent 3.7 s and the DiT's first step ≈ 3.5 s compiling kernels one at a time (docs/PERF.md, seventh session).
+final class KernelBinaries: @unchecked Sendable {
+    let architecture: String
+    let options: [String]
+    private let folder: String?
+    private let state = NSCondition()
+    private var compilerResult: Result<NVRTCAPI, any Error>?
+    private var ready: [String: [UInt8]] = [:]
+    private var inFlight: Set<String> = []
+    private var compiledCount = 0
+    private var fromDiskCount = 0
+    private var prewarmStarted = false
 
-    private func readCache(key: String) -> [UInt8]? {
-        guard let cubin = disk.read(key: key), !cubin.isEmpty else { return nil }
-        return cubin
+    init(architecture: String, folder: String?, compiler: Result<NVRTCAPI, any Error>? = nil) {
+        self.architecture = architecture
+        self.folder = folder
+        options = ["--gpu-architecture=\(architecture)", "--std=c++17", "-default-device"]
+        compilerResult = compiler
     }
 
-    private func writeCache(key: String, cubin: [UInt8]) { disk.write(key: key, payload: cubin) }
+    /// NVRTC, loaded on first use (once, whichever thread asks first).
+    var nvrtc: Result<NVRTCAPI, any Error> {
+        state.lock()
+        defer { state.unlock() }
+        if let compilerResult { return compilerResult }
+        let loaded = Result { try NVRTCAPI() }
+        compilerResult = loaded
+        return loaded
+    }
+
+    /// Sources compiled by NVRTC and read from the disk cache, so far.
+    var counts: (compiled: Int, fromDisk: Int) {
+        state.lock()
+        defer { state.unlock() }
+        return (compiledCount, fromDiskCount)
+    }
+
+    /// The cubin of `source`: compiled earlier in this process, on disk, being compiled by another thread
+    /// (waited for), or compiled now.
+    func cubin(for source: String) throws -> [UInt8] {
+        let compiler = try nvrtc.get()
+        let key = ["kinema \(KinemaEngine.version)", "nvrtc \(compiler.version)", architecture, options.joined(separator: " "), source]
+            .joined(separator: "\n")
+        state.lock()
+        while true {
+            if let done = ready[key] {
+                state.unlock()
+                return done
+            }
+            if !inFlight.contains(key) { break }
+            state.wait()
+        }
+        inFlight.insert(key)
+        state.unlock()
+        var result: [UInt8]?
+        var fromDisk = false
+        defer {
+            state.lock()
+            inFlight.remove(key)
+            if let result {
+                ready[key] = result
+                if fromDisk { fromDiskCount += 1 } else { compiledCount += 1 }
+            }
+            state.broadcast()
+            state.unlock()
+        }
+        if let cached = disk.read(key: key), !cached.isEmpty {
+            fromDisk = true
+            result = cached
+        } else {
+            let built = try compiler.compile(source: source, name: "kinema_kernels.cu", options: options)
+            disk.write(key: key, payload: built)
+            result = built
+        }
+        return result!
+    }
+
+    /// Compiles (or reads from disk) every source not ready yet, on all cores, on a background queue; returns at
+    /// once. Only the first call of a process starts anything. Failures are left for the launch to report.
+    func prewarm(_ sources: [String], completion: (@Sendable () -> Void)? = nil) {
+        let start = state.withLock { () -> Bool in
+            defer { prewarmStarted = true }
+            return !prewarmStarted
+        }
+        guard start, case .success = nvrtc else {
+            completion?()
+            return
+        }
+        DispatchQueue.global(qos: .userInitiated).async {
+            DispatchQueue.concurrentPerform(iterations: sources.count) { index in _ = try? self.cubin(for: sources[index]) }
+            completion?()
+        }
+    }
+
+    private var disk: KeyedFileCache { KeyedFileCache(folder: folder, suffix: ".cubin") }
 }
 
 /// Kernel launch arguments: each value is copied into its own buffer; cuLaunchKernel gets their addresses.

@@ -32,6 +32,9 @@ public struct RuntimeOptions: Sendable {
     /// Whether KINEMA_CUDNN_CANDIDATES was set: the candidates are then timed even where their kernels must be
     /// compiled first, and remembered choices made untimed are made again (CUDNNChannelsLastConvolution).
     public var cudnnPlanCandidatesRequested: Bool
+    /// KINEMA_KERNEL_PREWARM=0/off: the CUDA backend does not compile the kernel catalogue on every core when it
+    /// is created (each kernel is then compiled at its first launch, one at a time). Default: on.
+    public var kernelPrewarm: Bool
     /// KINEMA_DOCTOR_TRACE=1: `kinema doctor` names each check on stderr as it starts.
     public var doctorTrace: Bool
     /// KINEMA_FUSED=0/off: the CUDA backend runs the DiT's fused passes (GEMM epilogues, LayerNorm +
@@ -67,6 +70,7 @@ public struct RuntimeOptions: Sendable {
         cudnnPlanCandidates = requestedCandidates ?? 4
         cudnnPlanCandidatesRequested = requestedCandidates != nil
         doctorTrace = environment["KINEMA_DOCTOR_TRACE"].map { !$0.isEmpty && $0 != "0" } ?? false
+        kernelPrewarm = !["0", "off", "false", "no"].contains((environment["KINEMA_KERNEL_PREWARM"] ?? "").lowercased())
         fusedPasses = !["0", "off", "false", "no"].contains((environment["KINEMA_FUSED"] ?? "").lowercased())
         vaeSubPixel = !["0", "off", "false", "no"].contains((environment["KINEMA_VAE_SUBPIXEL"] ?? "").lowercased())
         executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }

@@ -27,51 +27,13 @@ final class KernelCompileTests: XCTestCase {
         return try NVRTCAPI(options: RuntimeOptions(environment: ["KINEMA_CUDA_LIB_PATH": folder]))
     }
 
-    /// (label, source) for every kernel family and the dtypes the backend instantiates it with.
-    private var sources: [(String, String)] {
-        let floats: [DType] = [.f32, .bf16, .f16]
-        var all: [(String, String)] = []
-        // (Integer and fp8 casts run on the host: CUDABackend.cast only instantiates float ↔ float.)
-        for input in floats {
-            for output in floats { all.append(("cast \(input)→\(output)", ElementwiseKernels.cast(from: input, to: output))) }
-        }
-        for bytes in [1, 2, 4, 8, 16] {
-            all.append(("copyRaw \(bytes)", ElementwiseKernels.copyRaw(elementBytes: bytes)))
-            all.append(("gatherRows \(bytes)", ElementwiseKernels.gatherRows(elementBytes: bytes)))
-        }
-        for a in floats {
-            all.append(("unary \(a)", ElementwiseKernels.unary(a)))
-            all.append(("norms \(a)", RowKernels.norms(a)))
-            all.append(("attention \(a)", MatrixKernels.attention(a)))
-            all.append(("rmsNormRope \(a)", FusedKernels.rmsNormRope(a)))
-            all.append(("channelRMSNorm \(a)", FusedKernels.channelRMSNorm(a)))
-            all.append(("biasResidual \(a)", ElementwiseKernels.biasResidual(a)))
-            for b in floats {
-                all.append(("modulatedLayerNorm \(a)→\(b)", FusedKernels.modulatedLayerNorm(a, out: b)))
-                all.append(("gatedResidual \(a), \(b)", FusedKernels.gatedResidual(a, b)))
-                all.append(("conv3d \(a), \(b)", MatrixKernels.conv3d(a, b)))
-                for out in floats {
-                    all.append(("binary \(a), \(b) → \(out)", ElementwiseKernels.binary(a, b, out: out)))
-                    all.append(("gemm \(a), \(b) → \(out)", MatrixKernels.gemm(a, b, out: out)))
-                }
-            }
-        }
-        all.append(("flash attention", FlashAttentionKernel.source))
-        return all
-    }
-
-    /// Kernels that use Hopper-only instructions (wgmma, fence.proxy.async): compiled for sm_90a only.
-    private var hopperSources: [(String, String)] {
-        [("flash attention (wgmma)", WGMMAAttentionKernel.source)]
-    }
-
     func testEveryKernelSourceCompiles() throws {
         let nvrtc = try openNVRTC()
         var failures: [String] = []
         var compiled = Set<String>()
         for architecture in ["sm_90a", "sm_80"] {
             let options = ["--gpu-architecture=\(architecture)", "--std=c++17", "-default-device"]
-            let all = sources + (architecture == "sm_90a" ? hopperSources : [])
+            let all = KernelCatalog.sources(floats: [.f32, .bf16, .f16], hopper: architecture == "sm_90a")
             for (label, source) in all where compiled.insert(architecture + "\u{0}" + source).inserted {
                 do {
                     let cubin = try nvrtc.compile(source: source, name: "kinema_kernels.cu", options: options)
@@ -85,6 +47,36 @@ final class KernelCompileTests: XCTestCase {
         print("compiled \(compiled.count) kernel sources with NVRTC \(nvrtc.version)")
     }
 
+    /// KernelBinaries: a source asked for on several threads at once compiles once; `prewarm` compiles a list in
+    /// the background and writes the disk cache, which a second instance (a later process) reads instead.
+    func testBinariesCompileOnceAcrossThreadsAndPrewarmFillsTheDiskCache() throws {
+        let nvrtc = try openNVRTC()
+        let folder = NSTemporaryDirectory() + "kinema-binaries-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let binaries = KernelBinaries(architecture: "sm_80", folder: folder, compiler: .success(nvrtc))
+        let shared = ElementwiseKernels.unary(.bf16)
+        let results = ResultsBox()
+        DispatchQueue.concurrentPerform(iterations: 6) { _ in results.append(try? binaries.cubin(for: shared)) }
+        XCTAssertEqual(results.all.count, 6)
+        XCTAssertTrue(results.all.allSatisfy { $0 != nil && $0 == results.all[0] })
+        XCTAssertEqual(binaries.counts.compiled, 1, "one compile however many threads asked at once")
+
+        let list = [ElementwiseKernels.cast(from: .f32, to: .bf16), ElementwiseKernels.biasResidual(.bf16), shared]
+        let done = DispatchSemaphore(value: 0)
+        binaries.prewarm(list) { done.signal() }
+        XCTAssertEqual(done.wait(timeout: .now() + 300), .success)
+        XCTAssertEqual(binaries.counts.compiled, 3, "the shared source was ready already")
+        let again = DispatchSemaphore(value: 0)
+        binaries.prewarm([RowKernels.norms(.f32)]) { again.signal() }
+        XCTAssertEqual(again.wait(timeout: .now() + 5), .success)
+        XCTAssertEqual(binaries.counts.compiled, 3, "only a process's first prewarm compiles")
+
+        let later = KernelBinaries(architecture: "sm_80", folder: folder, compiler: .success(nvrtc))
+        for source in list { XCTAssertEqual(try later.cubin(for: source), try binaries.cubin(for: source)) }
+        XCTAssertEqual(later.counts.compiled, 0)
+        XCTAssertEqual(later.counts.fromDisk, 3)
+    }
+
     /// A source that does not compile gives an error carrying NVRTC's log (which names the culprit), not a crash.
     func testCompileErrorCarriesTheLog() throws {
         let nvrtc = try openNVRTC()
@@ -95,4 +87,12 @@ final class KernelCompileTests: XCTestCase {
             XCTAssertFalse(text.contains("\u{0}"), "the log is cut at its terminator")
         }
     }
+}
+
+/// Results gathered from concurrent iterations.
+private final class ResultsBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [[UInt8]?] = []
+    func append(_ value: [UInt8]?) { lock.withLock { values.append(value) } }
+    var all: [[UInt8]?] { lock.withLock { values } }
 }
