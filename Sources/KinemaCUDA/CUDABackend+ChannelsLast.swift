@@ -161,3 +161,19 @@ extension CUDABackend {
         }
     }
 }
+
+extension CUDABackend {
+    /// Planning passes run where the channels-last convolutions go through cuDNN's graph API (bf16 / f16, cuDNN
+    /// loaded and not switched off, the graph engine's plans chosen here): once per tag and process.
+    public func shouldPlanConvolutions(for tag: String, dtype: DType) -> Bool {
+        guard dtype != .f32, convolutionChoice != .kinema, convolutionChoice != .wgmma, RuntimeOptions.current.convolutionPlanning,
+            case .success(let engine) = context.cudnnChannelsLast
+        else { return false }
+        return engine.claimPlanning(tag)
+    }
+
+    public func planningConvolutions(_ body: () throws -> Void) throws {
+        guard case .success(let engine) = context.cudnnChannelsLast else { return }
+        try engine.recordingProblems(body, context: context)
+    }
+}

@@ -104,6 +104,10 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     let api: CUDNN
     private let lock = NSLock()
     private var plans: [Key: Result<Plan, any Error>] = [:]
+    /// While `recordingProblems` runs: the new problems `forward` was asked for (and did not compute).
+    private var recorded: [Key]?
+    /// The tags `claimPlanning` has handed out.
+    private var planningTags: Set<String> = []
     /// Workspace bound, as the legacy path (CUDNNConvolution.workspaceLimit), also capped at a quarter of the
     /// free memory when the plan is chosen. The probe's NDHWC plans needed none.
     static let workspaceLimit = 2 << 30
@@ -146,6 +150,12 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
             throw KinemaError.unsupported("cuDNN channels-last conv3d: needs contiguous tensors")
         }
         let key = Self.key(buffers, stride: stride, padding: padding, fusion: fusion)
+        let onlyRecorded = lock.withLock { () -> Bool in
+            guard recorded != nil else { return false }
+            if plans[key] == nil, recorded?.contains(key) == false { recorded?.append(key) }
+            return true
+        }
+        if onlyRecorded { return true }  // y left as it is: the planning pass discards what it computes
         try context.makeCurrent()
         let plan = try lock.withLock { () throws -> Plan in
             if let cached = plans[key] { return try cached.get() }
@@ -256,7 +266,7 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
 
     /// Workspace bytes a plan may use: a quarter of the free memory, at most `workspaceLimit`, rounded down to a
     /// power of two so that the remembered choices' limit does not move with every MB the allocator caches.
-    private func workspaceLimit(_ context: CUDAContext) -> Int {
+    func workspaceLimit(_ context: CUDAContext) -> Int {
         let free = (try? context.memoryInfo().free) ?? 0
         let limit = min(Self.workspaceLimit, max(0, free / 4))
         return limit == 0 ? 0 : 1 << (Int.bitWidth - 1 - limit.leadingZeroBitCount)
@@ -326,5 +336,68 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         plan.finalizeSeconds = fitting.map(\.finalizeSeconds)
         plan.untimed = cutShort
         return plan
+    }
+}
+
+// Planning pass (`CUDABackend.planningConvolutions`): on a machine whose driver has not compiled cuDNN's kernels,
+// each problem's first finalize compiles for 0.2–0.9 s, and a 480p decode meets its 30 problems one after another
+// (≈ 15–27 s, docs/PERF.md, seventh session). A model that knows its problems in advance (the VAE: its first two
+// latent frames hold them all) runs a pass that only records them, and `prepare` finalizes heuristics' first plan
+// of each on every core, each worker with a cuDNN handle of its own. The plans are dropped: what stays is the
+// compiled kernels, so the plan choice that follows finalizes at the cached speed.
+extension CUDNNChannelsLastConvolution {
+    /// True the first time `tag` is asked for (a model's pass of one shape is planned once a process).
+    func claimPlanning(_ tag: String) -> Bool { lock.withLock { planningTags.insert(tag).inserted } }
+
+    /// Runs `body` with `forward` recording new problems instead of computing them, then prepares them.
+    func recordingProblems(_ body: () throws -> Void, context: CUDAContext) throws {
+        lock.withLock { recorded = [] }
+        let keys: [Key]
+        do {
+            try body()
+            keys = lock.withLock { recorded ?? [] }
+            lock.withLock { recorded = nil }
+        } catch {
+            lock.withLock { recorded = nil }
+            throw error
+        }
+        prepare(keys, context: context)
+    }
+
+    /// Finalizes heuristics' first plan of each problem not chosen before (here or in an earlier process), in
+    /// parallel; failures are left for the plan choice to meet and report.
+    private func prepare(_ keys: [Key], context: CUDAContext) {
+        let fresh = keys.filter { memory?.recall($0.text) == nil }
+        guard !fresh.isEmpty else { return }
+        let limit = workspaceLimit(context)
+        let queue = WorkIndex(count: fresh.count)
+        let workers = min(fresh.count, max(1, ProcessInfo.processInfo.activeProcessorCount))
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            guard (try? context.makeCurrent()) != nil, let worker = try? CUDNN(context: context) else { return }
+            while let index = queue.next() {
+                let key = fresh[index]
+                for fused in key.fusion && (key.bias || key.residual) ? [true, false] : [false] {
+                    let builder = CUDNNGraphBuilder(worker)
+                    if (try? lower(key, fused: fused, into: builder)) != nil, (try? builder.plans(limit: 1, maxWorkspace: limit)) != nil { break }
+                }
+            }
+        }
+    }
+}
+
+/// Hands out 0..<count once each across threads.
+private final class WorkIndex: @unchecked Sendable {
+    private let lock = NSLock()
+    private var cursor = 0
+    private let count: Int
+
+    init(count: Int) { self.count = count }
+
+    func next() -> Int? {
+        lock.withLock {
+            guard cursor < count else { return nil }
+            cursor += 1
+            return cursor - 1
+        }
     }
 }

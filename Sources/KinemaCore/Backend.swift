@@ -127,6 +127,19 @@ public protocol Backend: AnyObject, Sendable {
     /// A queue of device → host copies that may run while more work is queued (the VAE's frames copied out
     /// while later frames decode). Default: each copy made at once (`ImmediateHostDownloads`).
     func makeHostDownloadQueue() throws -> any HostDownloadQueue
+
+    /// Whether a model should run `planningConvolutions` before its first real pass of the kind `tag` names
+    /// (true at most once per tag and process, and only where the backend prepares convolution plans).
+    func shouldPlanConvolutions(for tag: String, dtype: DType) -> Bool
+    /// Runs `body` with `conv3dChannelsLast` only recording its problems — their outputs are left
+    /// uninitialized, so whatever `body` computes is garbage — then prepares the recorded problems' plans
+    /// (CUDA: cuDNN compiles them on every core). Default: nothing.
+    func planningConvolutions(_ body: () throws -> Void) throws
+}
+
+extension Backend {
+    public func shouldPlanConvolutions(for tag: String, dtype: DType) -> Bool { false }
+    public func planningConvolutions(_ body: () throws -> Void) throws {}
 }
 
 extension Backend {

@@ -212,6 +212,20 @@ public final class WanVAE {
         let dtype = precision.computeDType
         let lower = try b.upload(try Tensor([-1], shape: [1]))
         let upper = try b.upload(try Tensor([1], shape: [1]))
+        // The first two latent frames hold every convolution problem of the decode (later chunks repeat the second's
+        // shapes): a backend that compiles convolution plans does them all at once, in parallel, before the real pass.
+        if latents.shape[2] > 1,
+            b.shouldPlanConvolutions(for: "Wan VAE decode \(Array(latents.shape[0...0] + latents.shape[3...])) \(dtype.rawValue)", dtype: dtype)
+        {
+            try b.planningConvolutions {
+                let planning = WanVAEFeatureCache()
+                for frame in 0..<2 {
+                    planning.beginChunk()
+                    let latent = try channelsLast(try b.cast(try raw.narrowed(axis: 2, start: frame, length: 1), to: dtype), backend: b)
+                    _ = try decoder(try postQuant(latent), cache: planning, taps: nil)
+                }
+            }
+        }
         let cache = WanVAEFeatureCache()
         for frame in 0..<latents.shape[2] {
             cache.beginChunk()
