@@ -108,6 +108,9 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     private var recorded: [Key]?
     /// The tags `claimPlanning` has handed out.
     private var planningTags: Set<String> = []
+    /// Problems whose first plan the planning pass compiled (its finalize was slow: the driver's cache was cold).
+    /// Their choice takes that plan untimed: finalizing a second candidate would compile again, one at a time.
+    private var compiledByPlanning: Set<Key> = []
     /// Workspace bound, as the legacy path (CUDNNConvolution.workspaceLimit), also capped at a quarter of the
     /// free memory when the plan is chosen. The probe's NDHWC plans needed none.
     static let workspaceLimit = 2 << 30
@@ -292,14 +295,18 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         try lower(key, fused: fused, into: builder)
         // Plans over the workspace limit are skipped without counting, so KINEMA_CUDNN_CANDIDATES=1 still gets a plan
         // that fits where one exists (the error lists each config's reason otherwise).
+        let planned = Self.stopsOnCompile && lock.withLock { compiledByPlanning.contains(key) }
         let fitting = try builder.plans(
-            limit: Self.candidates, maxWorkspace: limit, stopAfterSlowFinalize: Self.stopsOnCompile ? Self.coldFinalizeSeconds : nil)
-        // Fewer than asked because a finalize compiled kernels while configs were left untried (see the header).
-        let cutShort = builder.plansStoppedEarly
+            limit: planned ? 1 : Self.candidates, maxWorkspace: limit,
+            stopAfterSlowFinalize: Self.stopsOnCompile ? Self.coldFinalizeSeconds : nil)
+        // Fewer than asked because a finalize compiled kernels while configs were left untried (see the header), or
+        // because the planning pass compiled the first plan on a cold driver cache.
+        let cutShort = builder.plansStoppedEarly || (planned && Self.candidates > 1)
         if fitting.count == 1 {
             let only = fitting[0]
             let plan = Plan(graph: builder, plan: only.plan, workspace: only.workspace, engineIndex: only.engineIndex, fused: fused,
                 chosenBy: Self.candidates == 1 ? "heuristics' first, untimed"
+                    : planned ? "heuristics' first, untimed: compiled by the planning pass"
                     : cutShort ? "heuristics' first, untimed: its finalize compiled kernels" : "only plan",
                 milliseconds: nil)
             plan.finalizeSeconds = fitting.map(\.finalizeSeconds)
@@ -365,7 +372,8 @@ extension CUDNNChannelsLastConvolution {
     }
 
     /// Finalizes heuristics' first plan of each problem not chosen before (here or in an earlier process), in
-    /// parallel; failures are left for the plan choice to meet and report.
+    /// parallel; failures are left for the plan choice to meet and report. Problems whose finalize compiled
+    /// (slower than `coldFinalizeSeconds`) go into `compiledByPlanning`.
     private func prepare(_ keys: [Key], context: CUDAContext) {
         let fresh = keys.filter { memory?.recall($0.text) == nil }
         guard !fresh.isEmpty else { return }
@@ -378,7 +386,11 @@ extension CUDNNChannelsLastConvolution {
                 let key = fresh[index]
                 for fused in key.fusion && (key.bias || key.residual) ? [true, false] : [false] {
                     let builder = CUDNNGraphBuilder(worker)
-                    if (try? lower(key, fused: fused, into: builder)) != nil, (try? builder.plans(limit: 1, maxWorkspace: limit)) != nil { break }
+                    guard (try? lower(key, fused: fused, into: builder)) != nil,
+                        let first = (try? builder.plans(limit: 1, maxWorkspace: limit))?.first
+                    else { continue }
+                    if first.finalizeSeconds > Self.coldFinalizeSeconds { lock.withLock { _ = compiledByPlanning.insert(key) } }
+                    break
                 }
             }
         }
