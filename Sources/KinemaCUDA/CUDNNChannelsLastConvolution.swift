@@ -351,7 +351,11 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
 // (≈ 15–27 s, docs/PERF.md, seventh session). A model that knows its problems in advance (the VAE: its first two
 // latent frames hold them all) runs a pass that only records them, and `prepare` finalizes heuristics' first plan
 // of each on every core, each worker with a cuDNN handle of its own. The plans are dropped: what stays is the
-// compiled kernels, so the plan choice that follows finalizes at the cached speed.
+// compiled kernels, so the plan choice that follows finalizes at the cached speed; a problem whose plan the pass
+// had to compile takes that plan untimed (timing a second candidate would compile again, one at a time).
+// Off by default (KINEMA_CONV_PLANNING): measured on an H100 with a cold driver cache, the pass compiled the 30
+// first plans in ≈ 3–4 s, but without the untimed rule each choice then compiled its second candidate (first
+// decode 21.2 s against 15.2 s without the pass); the rule is not measured yet.
 extension CUDNNChannelsLastConvolution {
     /// True the first time `tag` is asked for (a model's pass of one shape is planned once a process).
     func claimPlanning(_ tag: String) -> Bool { lock.withLock { planningTags.insert(tag).inserted } }

@@ -35,8 +35,9 @@ public struct RuntimeOptions: Sendable {
     /// KINEMA_KERNEL_PREWARM=0/off: the CUDA backend does not compile the kernel catalogue on every core when it
     /// is created (each kernel is then compiled at its first launch, one at a time). Default: on.
     public var kernelPrewarm: Bool
-    /// KINEMA_CONV_PLANNING=0/off: no planning passes (the VAE decode's convolution plans are then compiled one at
-    /// a time as the decode meets them). Default: on.
+    /// KINEMA_CONV_PLANNING=1/on: planning passes (the VAE decode's convolution plans compiled on every core before
+    /// the decode, CUDNNChannelsLastConvolution). Default: off until its current form is measured on a fresh machine
+    /// (docs/PERF.md, seventh session: the first form made the first decode slower).
     public var convolutionPlanning: Bool
     /// KINEMA_DOCTOR_TRACE=1: `kinema doctor` names each check on stderr as it starts.
     public var doctorTrace: Bool
@@ -74,7 +75,7 @@ public struct RuntimeOptions: Sendable {
         cudnnPlanCandidatesRequested = requestedCandidates != nil
         doctorTrace = environment["KINEMA_DOCTOR_TRACE"].map { !$0.isEmpty && $0 != "0" } ?? false
         kernelPrewarm = !["0", "off", "false", "no"].contains((environment["KINEMA_KERNEL_PREWARM"] ?? "").lowercased())
-        convolutionPlanning = !["0", "off", "false", "no"].contains((environment["KINEMA_CONV_PLANNING"] ?? "").lowercased())
+        convolutionPlanning = ["1", "on", "true", "yes"].contains((environment["KINEMA_CONV_PLANNING"] ?? "").lowercased())
         fusedPasses = !["0", "off", "false", "no"].contains((environment["KINEMA_FUSED"] ?? "").lowercased())
         vaeSubPixel = !["0", "off", "false", "no"].contains((environment["KINEMA_VAE_SUBPIXEL"] ?? "").lowercased())
         executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
