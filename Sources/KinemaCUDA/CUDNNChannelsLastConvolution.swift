@@ -111,6 +111,8 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     /// Problems whose first plan the planning pass compiled (its finalize was slow: the driver's cache was cold).
     /// Their choice takes that plan untimed: finalizing a second candidate would compile again, one at a time.
     private var compiledByPlanning: Set<Key> = []
+    /// Guards `compiledByPlanning` alone: the plan choice reads it while holding `lock` (NSLock is not recursive).
+    private let planningLock = NSLock()
     /// Workspace bound, as the legacy path (CUDNNConvolution.workspaceLimit), also capped at a quarter of the
     /// free memory when the plan is chosen. The probe's NDHWC plans needed none.
     static let workspaceLimit = 2 << 30
@@ -295,7 +297,7 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         try lower(key, fused: fused, into: builder)
         // Plans over the workspace limit are skipped without counting, so KINEMA_CUDNN_CANDIDATES=1 still gets a plan
         // that fits where one exists (the error lists each config's reason otherwise).
-        let planned = Self.stopsOnCompile && lock.withLock { compiledByPlanning.contains(key) }
+        let planned = Self.stopsOnCompile && planningLock.withLock { compiledByPlanning.contains(key) }
         let fitting = try builder.plans(
             limit: planned ? 1 : Self.candidates, maxWorkspace: limit,
             stopAfterSlowFinalize: Self.stopsOnCompile ? Self.coldFinalizeSeconds : nil)
@@ -393,7 +395,7 @@ extension CUDNNChannelsLastConvolution {
                     guard (try? lower(key, fused: fused, into: builder)) != nil,
                         let first = (try? builder.plans(limit: 1, maxWorkspace: limit))?.first
                     else { continue }
-                    if first.finalizeSeconds > Self.coldFinalizeSeconds { lock.withLock { _ = compiledByPlanning.insert(key) } }
+                    if first.finalizeSeconds > Self.coldFinalizeSeconds { planningLock.withLock { _ = compiledByPlanning.insert(key) } }
                     break
                 }
             }
