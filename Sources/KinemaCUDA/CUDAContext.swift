@@ -63,6 +63,7 @@ public final class CUDAContext: @unchecked Sendable {
         defer { lock.unlock() }
         if let existing = contexts[ordinal] { return existing }
         let created = try CUDAContext(ordinal: ordinal)
+        _ = created.kernels  // made here, under the lock: backends created on several threads share one kernel cache
         contexts[ordinal] = created
         return created
     }

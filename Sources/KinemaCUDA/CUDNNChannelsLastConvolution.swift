@@ -104,8 +104,10 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
     let api: CUDNN
     private let lock = NSLock()
     private var plans: [Key: Result<Plan, any Error>] = [:]
-    /// While `recordingProblems` runs: the new problems `forward` was asked for (and did not compute).
+    /// While `recordingProblems` runs: the new problems `forward` was asked for on the recording thread (and did
+    /// not compute). Other threads' convolutions run as usual meanwhile.
     private var recorded: [Key]?
+    private var recordingThread: pthread_t?
     /// The tags `claimPlanning` has handed out.
     private var planningTags: Set<String> = []
     /// Problems whose first plan the planning pass compiled (its finalize was slow: the driver's cache was cold).
@@ -156,7 +158,7 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
         }
         let key = Self.key(buffers, stride: stride, padding: padding, fusion: fusion)
         let onlyRecorded = lock.withLock { () -> Bool in
-            guard recorded != nil else { return false }
+            guard recorded != nil, let thread = recordingThread, pthread_equal(thread, pthread_self()) != 0 else { return false }
             if plans[key] == nil, recorded?.contains(key) == false { recorded?.append(key) }
             return true
         }
@@ -357,21 +359,35 @@ final class CUDNNChannelsLastConvolution: @unchecked Sendable {
 // had to compile takes that plan untimed (timing a second candidate would compile again, one at a time).
 // Off by default (KINEMA_CONV_PLANNING): measured on an H100 with a cold driver cache, the pass compiled the 30
 // first plans in ≈ 3–4 s, but without the untimed rule each choice then compiled its second candidate (first
-// decode 21.2 s against 15.2 s without the pass); the rule is not measured yet.
+// decode 21.2 s against 15.2 s without the pass); the rule is not measured yet. Known weakness: the pass times its
+// finalizes while 16 run at once, so a plan found in the driver's cache could still read as compiled under that
+// contention and be taken untimed.
 extension CUDNNChannelsLastConvolution {
     /// True the first time `tag` is asked for (a model's pass of one shape is planned once a process).
     func claimPlanning(_ tag: String) -> Bool { lock.withLock { planningTags.insert(tag).inserted } }
 
-    /// Runs `body` with `forward` recording new problems instead of computing them, then prepares them.
+    /// Runs `body` with `forward` recording this thread's new problems instead of computing them, then prepares
+    /// them. While another thread records, it does nothing (that pass plans for both).
     func recordingProblems(_ body: () throws -> Void, context: CUDAContext) throws {
-        lock.withLock { recorded = [] }
+        let began = lock.withLock { () -> Bool in
+            guard recorded == nil else { return false }
+            recorded = []
+            recordingThread = pthread_self()
+            return true
+        }
+        guard began else { return }
+        func stop() -> [Key] {
+            lock.withLock {
+                defer { (recorded, recordingThread) = (nil, nil) }
+                return recorded ?? []
+            }
+        }
         let keys: [Key]
         do {
             try body()
-            keys = lock.withLock { recorded ?? [] }
-            lock.withLock { recorded = nil }
+            keys = stop()
         } catch {
-            lock.withLock { recorded = nil }
+            _ = stop()
             throw error
         }
         prepare(keys, context: context)

@@ -89,6 +89,8 @@ final class KernelBinaries: @unchecked Sendable {
     private var compiledCount = 0
     private var fromDiskCount = 0
     private var prewarmStarted = false
+    private var prewarmCancelled = false
+    private let prewarming = DispatchGroup()
 
     init(architecture: String, folder: String?, compiler: Result<NVRTCAPI, any Error>? = nil) {
         self.architecture = architecture
@@ -165,10 +167,34 @@ final class KernelBinaries: @unchecked Sendable {
             completion?()
             return
         }
+        Self.stopAtExit(self)
+        prewarming.enter()
         DispatchQueue.global(qos: .userInitiated).async {
-            DispatchQueue.concurrentPerform(iterations: sources.count) { index in _ = try? self.cubin(for: sources[index]) }
+            DispatchQueue.concurrentPerform(iterations: sources.count) { index in
+                if self.state.withLock({ self.prewarmCancelled }) { return }
+                _ = try? self.cubin(for: sources[index])
+            }
             completion?()
+            self.prewarming.leave()
         }
+    }
+
+    /// No further prewarm compiles start; waits (up to 10 s) for those running. At process exit (a short command
+    /// must not leave threads inside NVRTC while the process tears down).
+    func stopPrewarm() {
+        state.withLock { prewarmCancelled = true }
+        _ = prewarming.wait(timeout: .now() + 10)
+    }
+
+    private static let exitLock = NSLock()
+    nonisolated(unsafe) private static var prewarmed: [KernelBinaries] = []
+
+    private static func stopAtExit(_ binaries: KernelBinaries) {
+        let first = exitLock.withLock { () -> Bool in
+            prewarmed.append(binaries)
+            return prewarmed.count == 1
+        }
+        if first { atexit { KernelBinaries.exitLock.withLock { KernelBinaries.prewarmed }.forEach { $0.stopPrewarm() } } }
     }
 
     private var disk: KeyedFileCache { KeyedFileCache(folder: folder, suffix: ".cubin") }
