@@ -120,30 +120,24 @@ extension CUDABackend {
         let source = RowKernels.norms(x.dtype)
         let lanes = 16 / x.dtype.byteSize
         let vectors = width / lanes
+        // The warp-group kernels: (name, rows a warp holds, the vector count when rows are read as 16-byte vectors).
+        var grouped: (name: String, rowsPerWarp: Int, vectors: Int?)?
         if width % lanes == 0, address(input) % 16 == 0, address(out) % 16 == 0, w.map({ address($0) % 16 == 0 }) ?? true,
             let variant = RowKernels.vectorRowVariants.first(where: { vectors <= $0.lanes * $0.vectorsPerLane })
         {
-            // 32 / lanes rows a warp, 8 warps per 256-thread block, the grid capped where warps start striding.
-            let rowsPerBlock = 8 * (32 / variant.lanes)
-            let blocks = min((count + rowsPerBlock - 1) / rowsPerBlock, context.multiprocessors * 16)
-            try launch(variant.name, source, grid: (blocks, 1, 1), block: (256, 1, 1)) { arguments in
-                arguments.append(address(input))
-                arguments.append(address(out))
-                arguments.append(Int64(count))
-                arguments.append(Int32(vectors))
-                arguments.append(Int32(width))
-                arguments.append(optionalAddress(w))
-                arguments.append(eps)
-                arguments.append(Int32(silu ? 1 : 0))
-            }
+            grouped = (variant.name, 32 / variant.lanes, vectors)
         } else if let variant = RowKernels.warpRowVariants.first(where: { width <= $0.width }) {
-            // One warp per group of rows, 8 warps per 256-thread block, the grid capped where warps start striding.
-            let rowsPerBlock = 8 * variant.rowsPerWarp
+            grouped = (variant.name, variant.rowsPerWarp, nil)
+        }
+        if let grouped {
+            // 8 warps per 256-thread block, the grid capped where warps start striding.
+            let rowsPerBlock = 8 * grouped.rowsPerWarp
             let blocks = min((count + rowsPerBlock - 1) / rowsPerBlock, context.multiprocessors * 16)
-            try launch(variant.name, source, grid: (blocks, 1, 1), block: (256, 1, 1)) { arguments in
+            try launch(grouped.name, source, grid: (blocks, 1, 1), block: (256, 1, 1)) { arguments in
                 arguments.append(address(input))
                 arguments.append(address(out))
                 arguments.append(Int64(count))
+                if let vectors = grouped.vectors { arguments.append(Int32(vectors)) }
                 arguments.append(Int32(width))
                 arguments.append(optionalAddress(w))
                 arguments.append(eps)

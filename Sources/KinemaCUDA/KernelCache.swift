@@ -76,8 +76,9 @@ final class KernelCache: @unchecked Sendable {
 /// Kernel sources → cubins for one architecture: NVRTC once per process, the disk cache keyed by (engine
 /// version, NVRTC version, architecture, options, full source). Thread-safe: a source asked for while another
 /// thread compiles it waits for that compile instead of starting its own, so `prewarm` can compile a list of
-/// sources on every core ahead of their first launch — on a machine with an empty cache the first umT5 encode
-/// spent 3.7 s and the DiT's first step ≈ 3.5 s compiling kernels one at a time (docs/PERF.md, seventh session).
+/// sources on every core ahead of their first launch — on a machine with an empty cache, compiling one at a time,
+/// the first umT5 encode took 3.7 s and the DiT's first step 4.2 s (0.67 s and 2.75 s with the prewarm; docs/PERF.md,
+/// seventh session).
 final class KernelBinaries: @unchecked Sendable {
     let architecture: String
     let options: [String]

@@ -74,10 +74,18 @@ public struct RuntimeOptions: Sendable {
         cudnnPlanCandidates = requestedCandidates ?? 4
         cudnnPlanCandidatesRequested = requestedCandidates != nil
         doctorTrace = environment["KINEMA_DOCTOR_TRACE"].map { !$0.isEmpty && $0 != "0" } ?? false
-        kernelPrewarm = !["0", "off", "false", "no"].contains((environment["KINEMA_KERNEL_PREWARM"] ?? "").lowercased())
-        convolutionPlanning = ["1", "on", "true", "yes"].contains((environment["KINEMA_CONV_PLANNING"] ?? "").lowercased())
-        fusedPasses = !["0", "off", "false", "no"].contains((environment["KINEMA_FUSED"] ?? "").lowercased())
-        vaeSubPixel = !["0", "off", "false", "no"].contains((environment["KINEMA_VAE_SUBPIXEL"] ?? "").lowercased())
+        /// An on/off switch: `0`/`off`/`false`/`no` and `1`/`on`/`true`/`yes` (any case); unset or anything else: `default`.
+        func flag(_ name: String, default value: Bool) -> Bool {
+            switch (environment[name] ?? "").lowercased() {
+            case "0", "off", "false", "no": return false
+            case "1", "on", "true", "yes": return true
+            default: return value
+            }
+        }
+        kernelPrewarm = flag("KINEMA_KERNEL_PREWARM", default: true)
+        convolutionPlanning = flag("KINEMA_CONV_PLANNING", default: false)
+        fusedPasses = flag("KINEMA_FUSED", default: true)
+        vaeSubPixel = flag("KINEMA_VAE_SUBPIXEL", default: true)
         executableSearchPath = (environment["PATH"] ?? "").split(separator: ":").map(String.init).filter { !$0.isEmpty }
     }
 }

@@ -37,4 +37,15 @@ final class RuntimeOptionsTests: XCTestCase {
             XCTAssertFalse(RuntimeOptions(environment: ["KINEMA_FUSED": off]).fusedPasses, off)
         }
     }
+
+    /// Switches on by default (the kernel prewarm) and off by default (the convolution planning pass).
+    func testDefaultOnAndDefaultOffSwitches() {
+        XCTAssertTrue(RuntimeOptions(environment: [:]).kernelPrewarm)
+        XCTAssertFalse(RuntimeOptions(environment: ["KINEMA_KERNEL_PREWARM": "off"]).kernelPrewarm)
+        XCTAssertFalse(RuntimeOptions(environment: [:]).convolutionPlanning)
+        XCTAssertFalse(RuntimeOptions(environment: ["KINEMA_CONV_PLANNING": "maybe"]).convolutionPlanning)
+        for on in ["1", "on", "ON", "true", "yes"] {
+            XCTAssertTrue(RuntimeOptions(environment: ["KINEMA_CONV_PLANNING": on]).convolutionPlanning, on)
+        }
+    }
 }
